@@ -1,0 +1,64 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they are made of.
+PYTHON ?= python3
+VENV   := .venv
+VENV2  := .venv-openai2
+PY     := $(VENV)/bin/python
+PY2    := $(VENV2)/bin/python
+PIP_FLAGS := --disable-pip-version-check --quiet
+# pip on some machines warns about local index folders that do not exist; keep the log readable.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
+.PHONY: help setup demo test lint format typecheck unit e2e test-openai2 bench clean
+
+help:
+	@echo "make demo   - set up and run the whole system on the bundled fake OpenAI (Ctrl-C stops it)"
+	@echo "make test   - set up both test environments, lint, type-check and run every test"
+	@echo "make bench  - run the benchmarks and print ratios against same-run baselines"
+
+setup: $(VENV)/.installed $(VENV2)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/openai3.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "spendscope needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip $(QUIET_PIP)
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[server,dev]' -r requirements/openai3.txt $(QUIET_PIP)
+	touch $@
+
+# openai 2.x (httpx) lives in its own environment: the same package, the SDK tests run there too.
+$(VENV2)/.installed: pyproject.toml requirements/openai2.txt
+	$(PYTHON) -m venv $(VENV2)
+	$(PY2) -m pip install $(PIP_FLAGS) --upgrade pip $(QUIET_PIP)
+	$(PY2) -m pip install $(PIP_FLAGS) -e . -r requirements/openai2.txt $(QUIET_PIP)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/spendscope demo $(DEMO_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-openai2: $(VENV2)/.installed
+	$(PY2) -m pytest tests/instrument $(PYTEST_ARGS)
+
+test: setup lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY2) -m pytest tests/instrument $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV2) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

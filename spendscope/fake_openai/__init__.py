@@ -1,0 +1,1 @@
+"""spendscope.fake_openai."""
