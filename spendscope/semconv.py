@@ -9,7 +9,9 @@ from __future__ import annotations
 
 __all__ = [
     "ATTEMPT",
+    "BATCH",
     "ERROR_TYPE",
+    "FEATURE",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_PROVIDER_NAME",
     "GEN_AI_REQUEST_MODEL",
@@ -51,8 +53,6 @@ __all__ = [
     "USAGE_OUTPUT_AUDIO_TOKENS",
     "USAGE_SOURCE",
     "USER",
-    "FEATURE",
-    "BATCH",
 ]
 
 # --- OpenTelemetry GenAI semantic conventions -------------------------------------------------

@@ -1,29 +1,14 @@
-"""The SDK: one span per OpenAI HTTP attempt, exported over OTLP (placeholder until the SDK lands)."""
+"""The SDK: one OpenTelemetry span per OpenAI HTTP attempt, exported over OTLP to the collector.
+
+    import spendscope
+    spendscope.instrument()
+
+``instrument/`` stands alone: it imports nothing of the collector, pricing or dashboard.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from spendscope.instrument.api import Instrumentation, instrument, uninstrument
+from spendscope.instrument.attribution import attributes
 
 __all__ = ["Instrumentation", "attributes", "instrument", "uninstrument"]
-
-
-class Instrumentation:
-    def uninstrument(self) -> None:
-        return None
-
-
-def instrument(**_: Any) -> Instrumentation:
-    return Instrumentation()
-
-
-def uninstrument() -> None:
-    return None
-
-
-@contextmanager
-def attributes(
-    *, user: str | None = None, feature: str | None = None, tags: Mapping[str, str] | None = None
-) -> Iterator[None]:
-    yield
