@@ -103,14 +103,12 @@ def price_usage(
     *,
     service_tier: str | None = None,
     batch: bool = False,
-    image_size: str | None = None,
-    image_quality: str | None = None,
 ) -> Priced:
     """Price one call or bucket with the row in force at ``at`` for the tier that served it.
 
     Returns ``status="free"`` with cost 0 for empty usage (a failed attempt), ``"unpriced"`` with
     cost None when the model is unknown or a used token kind has no price, else ``"priced"``.
-    Per-image prices use ``image_size``/``image_quality``; None means the model's API default.
+    Per-image prices use ``usage.image_size``/``image_quality``; None means the model's API default.
     """
     matched = table.resolve(model)
     tier = normalize_tier(service_tier, batch)
@@ -145,7 +143,7 @@ def price_usage(
     try:
         with localcontext() as ctx:
             ctx.prec = 50
-            image = (image_quality, image_size)
+            image = (usage.image_quality, usage.image_size)
             breakdown, reasoning_cost = _breakdown(row, parts, usage, long_context, image)
             cost = sum(breakdown.values(), Decimal(0))
     except _Unpriced as missing:

@@ -45,6 +45,10 @@ MONEY_FIELDS: tuple[str, ...] = (
 )
 
 
+# Usage fields that describe rather than count.
+_LABELS = frozenset({"image_size", "image_quality"})
+
+
 def money_str(value: Decimal | None) -> str | None:
     """A plain decimal string (no exponent, no trailing zeros), or None."""
     if value is None:
@@ -79,10 +83,17 @@ class Usage:
     input_image_tokens: int = 0
     cached_input_image_tokens: int = 0
     output_image_tokens: int = 0
+    # Per-image prices depend on size and quality; None means the model's API default.
+    image_size: str | None = None
+    image_quality: str | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in _LABELS:
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"Usage.{f.name} must be a string or None")
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
                 raise TypeError(f"Usage.{f.name} must be a number, got {type(value).__name__}")
             if value < 0:
