@@ -180,7 +180,9 @@ def test_raw_and_streaming_response_wrappers(client: openai.OpenAI, spans: Spans
         assert response.headers.get("x-request-id")
         assert response.parse().choices
     else:
-        with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES) as response:
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=MESSAGES
+        ) as response:
             assert response.parse().choices
     span = spans.one()
     assert span[sc.GEN_AI_USAGE_INPUT_TOKENS] > 0

@@ -36,10 +36,17 @@ def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
 
 
 def test_uninstrument_restores_originals_and_stops_spans(fake_openai: Any) -> None:
-    originals = {(m.__name__, cls): getattr(m, cls).__dict__["send"] for m in _http_modules() for cls in ("Client", "AsyncClient")}
+    originals = {
+        (m.__name__, cls): getattr(m, cls).__dict__["send"]
+        for m in _http_modules()
+        for cls in ("Client", "AsyncClient")
+    }
     provider, exporter = _provider()
     handle = spendscope.instrument(tracer_provider=provider)
-    assert any(getattr(m, "Client").__dict__["send"] is not originals[(m.__name__, "Client")] for m in _http_modules())
+    assert any(
+        getattr(m, "Client").__dict__["send"] is not originals[(m.__name__, "Client")]
+        for m in _http_modules()
+    )
     handle.uninstrument()
     for (module_name, cls), original in originals.items():
         assert getattr(importlib.import_module(module_name), cls).__dict__["send"] is original
@@ -80,9 +87,7 @@ def test_hosts_restrict_recognition(fake_openai: Any) -> None:
         spendscope.uninstrument()
 
 
-def test_instrumentation_bug_never_reaches_the_app(
-    fake_openai: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_instrumentation_bug_never_reaches_the_app(fake_openai: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from spendscope.instrument import call as call_module
 
     def broken(*args: Any, **kwargs: Any) -> bool:

@@ -1,0 +1,242 @@
+"""SDK overhead per call: uninstrumented vs spendscope vs the official OpenTelemetry instrumentation.
+
+Same process, same fake OpenAI (a subprocess on loopback), same export pipeline (BatchSpanProcessor +
+the real OTLP/HTTP exporter to a sink process), blocks toggled in ABBA order so drift cancels out.
+Reports the median added latency per call and its ratio to the official instrumentation's, for
+non-streaming calls and 200-chunk streams, the derived cost per stream chunk, and memory over many calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MESSAGES = [{"role": "user", "content": "Summarize our cloud spend for the quarter in one line."}]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _sink_main(port: int) -> None:
+    ThreadingHTTPServer(("127.0.0.1", port), _Sink).serve_forever()
+
+
+@contextlib.contextmanager
+def _processes() -> Iterator[tuple[str, str, str]]:
+    fake_port, sink_port = _free_port(), _free_port()
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "spendscope.fake_openai", "--port", str(fake_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    sink = subprocess.Popen(
+        [sys.executable, "-c", f"from benchmarks.sdk import _sink_main; _sink_main({sink_port})"]
+    )
+    try:
+        _wait_port(fake_port)
+        _wait_port(sink_port)
+        from spendscope.fake_openai import FakeOpenAI  # for the default key only
+
+        yield (
+            f"http://127.0.0.1:{fake_port}/v1",
+            FakeOpenAI.DEFAULT_API_KEY,
+            f"http://127.0.0.1:{sink_port}/v1/traces",
+        )
+    finally:
+        for proc in (fake, sink):
+            proc.terminate()
+            with contextlib.suppress(Exception):
+                proc.wait(5)
+
+
+def _provider(endpoint: str) -> Any:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=endpoint, compression=Compression.Gzip), schedule_delay_millis=1000
+        )
+    )
+    return provider
+
+
+class _Tool:
+    def __init__(self, name: str, on: Callable[[], None], off: Callable[[], None]) -> None:
+        self.name, self.on, self.off = name, on, off
+
+
+def _tools(provider: Any) -> list[_Tool]:
+    import spendscope
+
+    tools = [_Tool("none", lambda: None, lambda: None)]
+    handle: dict[str, Any] = {}
+    tools.append(
+        _Tool(
+            "spendscope",
+            lambda: handle.__setitem__("h", spendscope.instrument(tracer_provider=provider)),
+            lambda: handle["h"].uninstrument(),
+        )
+    )
+    try:
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        official = OpenAIInstrumentor()
+        tools.append(
+            _Tool(
+                "official",
+                lambda: official.instrument(tracer_provider=provider),
+                lambda: official.uninstrument(),
+            )
+        )
+    except ImportError as exc:
+        print(f"  (official instrumentation not installed: {exc})")
+    return tools
+
+
+def _time_calls(call: Callable[[], None], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        call()
+        samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
+def _measure(tools: list[_Tool], call: Callable[[], None], blocks: int, per_block: int) -> dict[str, float]:
+    """Median µs per call for each tool, from ABBA-ordered blocks."""
+    samples: dict[str, list[float]] = {t.name: [] for t in tools}
+    for tool in tools:  # warm-up in each state
+        tool.on()
+        _time_calls(call, max(20, per_block // 5))
+        tool.off()
+    order = tools + tools[::-1]
+    for _ in range(blocks):
+        for tool in order:
+            tool.on()
+            gc.collect()
+            samples[tool.name].extend(_time_calls(call, per_block))
+            tool.off()
+    return {name: statistics.median(values) / 1000 for name, values in samples.items()}
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.sdk")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--per-block", type=int, default=400)
+    parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--memory-calls", type=int, default=100_000)
+    args, _ = parser.parse_known_args(argv)
+    if args.quick:
+        args.blocks, args.per_block, args.memory_calls = 1, 50, 2_000
+    import openai
+
+    import spendscope
+
+    with _processes() as (base_url, api_key, sink):
+        provider = _provider(sink)
+        client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        tools = _tools(provider)
+
+        def plain() -> None:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+        def stream() -> None:
+            for _ in client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers={"x-fake-chunks": str(args.chunks)},
+            ):
+                pass
+
+        print(f"  openai {openai.__version__}; {args.blocks} ABBA blocks x {args.per_block} calls per tool")
+        results = {}
+        for label, call, per_block in (
+            ("non-streaming", plain, args.per_block),
+            (f"streaming ({args.chunks} chunks)", stream, max(10, args.per_block // 8)),
+        ):
+            medians = _measure(tools, call, args.blocks, per_block)
+            base = medians["none"]
+            added = {name: value - base for name, value in medians.items() if name != "none"}
+            results[label] = added
+            print(f"  {label}: baseline median {base:.1f} µs/call")
+            for name, delta in added.items():
+                line = f"    {name:<11} +{delta:7.1f} µs/call  ({medians[name] / base:.3f}x baseline)"
+                if "official" in added and name != "official" and added["official"] > 0:
+                    line += f"  = {delta / added['official']:.2f}x the official instrumentation's added time"
+                print(line)
+        non_stream = results["non-streaming"].get("spendscope", 0.0)
+        streamed = results[f"streaming ({args.chunks} chunks)"].get("spendscope", 0.0)
+        print(
+            f"  spendscope per stream chunk (stream added - non-stream added) / chunks: {(streamed - non_stream) / args.chunks:.2f} µs"
+        )
+
+        handle = spendscope.instrument(tracer_provider=provider)
+        try:
+            checkpoints = {}
+            for i in range(args.memory_calls):
+                plain()
+                if i + 1 in (args.memory_calls // 10, args.memory_calls):
+                    gc.collect()
+                    checkpoints[i + 1] = _rss_kib()
+            first, last = sorted(checkpoints)
+            print(
+                f"  memory: RSS {checkpoints[first] / 1024:.1f} MiB after {first} calls, "
+                f"{checkpoints[last] / 1024:.1f} MiB after {last} (growth {(checkpoints[last] - checkpoints[first]) / 1024:.1f} MiB)"
+            )
+        finally:
+            handle.uninstrument()
+            provider.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
