@@ -43,7 +43,7 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 class _Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
@@ -116,7 +116,7 @@ def _tools(provider: Any) -> list[_Tool]:
         _Tool(
             "spendscope",
             lambda: handle.__setitem__("h", spendscope.instrument(tracer_provider=provider)),
-            lambda: handle["h"].uninstrument(),
+            lambda: handle["h"].uninstrument(),  # noqa: PLW0108
         )
     )
     try:
@@ -127,7 +127,7 @@ def _tools(provider: Any) -> list[_Tool]:
             _Tool(
                 "official",
                 lambda: official.instrument(tracer_provider=provider),
-                lambda: official.uninstrument(),
+                official.uninstrument,
             )
         )
     except ImportError as exc:
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(line)
         non_stream = results["non-streaming"].get("spendscope", 0.0)
         streamed = results[f"streaming ({args.chunks} chunks)"].get("spendscope", 0.0)
+        per_chunk = (streamed - non_stream) / args.chunks
         print(
-            f"  spendscope per stream chunk (stream added - non-stream added) / chunks: {(streamed - non_stream) / args.chunks:.2f} µs"
+            f"  spendscope per stream chunk ((stream added - non-stream added) / chunks): {per_chunk:.2f} µs"
         )
 
         handle = spendscope.instrument(tracer_provider=provider)
@@ -229,9 +230,10 @@ def main(argv: list[str] | None = None) -> None:
                     gc.collect()
                     checkpoints[i + 1] = _rss_kib()
             first, last = sorted(checkpoints)
+            growth = (checkpoints[last] - checkpoints[first]) / 1024
             print(
                 f"  memory: RSS {checkpoints[first] / 1024:.1f} MiB after {first} calls, "
-                f"{checkpoints[last] / 1024:.1f} MiB after {last} (growth {(checkpoints[last] - checkpoints[first]) / 1024:.1f} MiB)"
+                f"{checkpoints[last] / 1024:.1f} MiB after {last} (growth {growth:.1f} MiB)"
             )
         finally:
             handle.uninstrument()

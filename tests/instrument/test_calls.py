@@ -127,9 +127,11 @@ def test_attribution_context_and_request_fields(client: openai.OpenAI, spans: Sp
     import spendscope
 
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="req-user")
-    with spendscope.attributes(user="u-17", feature="search", tags={"team": "growth"}):
-        with spendscope.attributes(tags={"tenant": "acme"}):
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="req-user")
+    with (
+        spendscope.attributes(user="u-17", feature="search", tags={"team": "growth"}),
+        spendscope.attributes(tags={"tenant": "acme"}),
+    ):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="req-user")
     plain, attributed = spans.attrs()
     assert plain[sc.USER] == "req-user"
     assert sc.FEATURE not in plain

@@ -60,7 +60,7 @@ def test_client_errors(
         _create(client, fault)
     span = spans.one()
     assert span[sc.ERROR_TYPE] == code
-    assert span[sc.HTTP_RESPONSE_STATUS_CODE] == int(fault.split(";")[0].split("=")[1])
+    assert span[sc.HTTP_RESPONSE_STATUS_CODE] == int(fault.split(";", maxsplit=1)[0].split("=")[1])
 
 
 def test_server_errors_every_attempt_seen(client: openai.OpenAI, spans: Spans) -> None:

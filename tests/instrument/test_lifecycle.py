@@ -43,10 +43,7 @@ def test_uninstrument_restores_originals_and_stops_spans(fake_openai: Any) -> No
     }
     provider, exporter = _provider()
     handle = spendscope.instrument(tracer_provider=provider)
-    assert any(
-        getattr(m, "Client").__dict__["send"] is not originals[(m.__name__, "Client")]
-        for m in _http_modules()
-    )
+    assert any(m.Client.__dict__["send"] is not originals[(m.__name__, "Client")] for m in _http_modules())
     handle.uninstrument()
     for (module_name, cls), original in originals.items():
         assert getattr(importlib.import_module(module_name), cls).__dict__["send"] is original
