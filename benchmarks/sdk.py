@@ -73,11 +73,11 @@ def _processes() -> Iterator[tuple[str, str, str]]:
     try:
         _wait_port(fake_port)
         _wait_port(sink_port)
-        from spendscope.fake_openai import FakeOpenAI  # for the default key only
+        from spendscope.fake_openai.server import DEFAULT_KEYS
 
         yield (
             f"http://127.0.0.1:{fake_port}/v1",
-            FakeOpenAI.DEFAULT_API_KEY,
+            DEFAULT_KEYS["api_key"],
             f"http://127.0.0.1:{sink_port}/v1/traces",
         )
     finally:
