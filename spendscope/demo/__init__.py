@@ -1,0 +1,1 @@
+"""``spendscope demo``: the whole system on a bundled fake OpenAI, with generated traffic."""
