@@ -1,0 +1,435 @@
+"""From decoded spans to committed rows: batch building, the bounded queue and the single writer.
+
+The receiver builds an :class:`IngestBatch` (normalized and priced rows plus rejections) and offers
+it to the :class:`Writer`; the queue is bounded by spans, and a full queue refuses the batch so the
+receiver can answer 503 with Retry-After. The writer thread takes several queued batches at a time
+(group commit), inserts them with one Arrow ``INSERT ... SELECT`` in one transaction, and only then
+resolves each batch's future: the HTTP 200 is sent after the commit, never before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
+from spendscope.collector.otlp import SpanData
+from spendscope.collector.pricer import Pricer, PricingResult
+from spendscope.collector.store import Store
+
+__all__ = [
+    "BATCH_SCHEMA",
+    "IngestBatch",
+    "IngestResult",
+    "ShuttingDown",
+    "Writer",
+    "build_batch",
+    "insert_batch",
+    "rows_to_arrow",
+]
+
+log = logging.getLogger("spendscope.collector.ingest")
+
+_IDX = {name: i for i, name in enumerate(ROW_FIELDS)}
+_MAX_REJECTED_ATTRS = 4096
+
+_S, _I64, _I32, _F, _B = pa.string(), pa.int64(), pa.int32(), pa.float64(), pa.bool_()
+_ROW_TYPES: dict[str, pa.DataType] = {
+    "start_ns": _I64,
+    "end_ns": _I64,
+    "tags": pa.map_(pa.string(), pa.string()),
+    "stream": _B,
+    "stream_completed": _B,
+    "status_code": _I32,
+    "is_error": _B,
+    "ttfc_s": _F,
+    "input_tokens": _I64,
+    "cached_input_tokens": _I64,
+    "cache_write_input_tokens": _I64,
+    "output_tokens": _I64,
+    "reasoning_tokens": _I64,
+    "input_audio_tokens": _I64,
+    "output_audio_tokens": _I64,
+    "batch": _B,
+    "attempt": _I32,
+    "ratelimit_limit_requests": _I64,
+    "ratelimit_remaining_requests": _I64,
+    "ratelimit_limit_tokens": _I64,
+    "ratelimit_remaining_tokens": _I64,
+    "ratelimit_reset_requests_s": _F,
+    "ratelimit_reset_tokens_s": _F,
+    "retry_after_s": _F,
+}
+BATCH_SCHEMA = pa.schema(
+    [(name, _ROW_TYPES.get(name, _S)) for name in ROW_FIELDS]
+    + [("price_id", _S), ("pricing_status", _S), ("cost_pico", _I64)]
+)
+
+# Column expressions that turn the Arrow batch into a calls row; the batch carries raw integers so
+# the conversions run in DuckDB's vectorized engine instead of per span in Python.
+_CALL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("trace_id", "b.trace_id"),
+    ("span_id", "b.span_id"),
+    ("start_time", "make_timestamp_ns(b.start_ns)::TIMESTAMPTZ"),
+    ("end_time", "make_timestamp_ns(b.end_ns)::TIMESTAMPTZ"),
+    ("day", "make_timestamp_ns(b.start_ns)::DATE"),
+    ("service", "b.service"),
+    ("provider", "b.provider"),
+    ("operation", "b.operation"),
+    ("api", "b.api"),
+    ("span_name", "b.span_name"),
+    ("server_address", "b.server_address"),
+    ("request_model", "b.request_model"),
+    ("response_model", "b.response_model"),
+    ("model", "b.model"),
+    ("project", "b.project"),
+    ("organization", "b.organization"),
+    ("user_id", "b.user_id"),
+    ("feature", "b.feature"),
+    ("tags", "b.tags"),
+    ("stream", "b.stream"),
+    ("stream_completed", "b.stream_completed"),
+    ("status_code", "b.status_code"),
+    ("is_error", "b.is_error"),
+    ("error_type", "b.error_type"),
+    ("duration_s", "(b.end_ns - b.start_ns) / 1e9"),
+    ("ttfc_s", "b.ttfc_s"),
+    *((c, f"b.{c}") for c in ROW_FIELDS[24:31]),
+    ("service_tier", "b.service_tier"),
+    ("batch", "b.batch"),
+    ("attempt", "b.attempt"),
+    ("request_id", "b.request_id"),
+    ("response_id", "b.response_id"),
+    *((c, f"b.{c}") for c in ROW_FIELDS[36:44]),
+    ("price_id", "b.price_id"),
+    ("pricing_status", "b.pricing_status"),
+    ("cost_usd", "CAST(b.cost_pico AS DECIMAL(38, 0)) * 0.000000000001"),
+    ("ingested_at", "current_timestamp"),
+)
+# Idempotency: a retried span has the same start time, so the existence check only needs the
+# slice of calls inside the batch's time range, which DuckDB's zone maps prune to a few row groups.
+_INSERT_CALLS = (
+    f"INSERT INTO calls ({', '.join(c for c, _ in _CALL_COLUMNS)}) "
+    f"SELECT {', '.join(e for _, e in _CALL_COLUMNS)} FROM batch_in b "
+    "WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.start_time >= make_timestamp_ns($lo)::TIMESTAMPTZ "
+    "AND c.start_time <= make_timestamp_ns($hi)::TIMESTAMPTZ "
+    "AND c.trace_id = b.trace_id AND c.span_id = b.span_id)"
+)
+_MARK_DAYS = (
+    "INSERT INTO rollup_state (day, dirty) SELECT DISTINCT make_timestamp_ns(start_ns)::DATE, true "
+    "FROM batch_in ON CONFLICT (day) DO UPDATE SET dirty = true"
+)
+_REJECTED_SCHEMA = pa.schema(
+    [
+        ("trace_id", _S),
+        ("span_id", _S),
+        ("service", _S),
+        ("span_name", _S),
+        ("reason", _S),
+        ("attributes", _S),
+    ]
+)
+
+
+class ShuttingDown(RuntimeError):
+    """The writer no longer accepts work."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int  # rows offered to the table (duplicates of stored spans are skipped by the insert)
+    rejected: int
+    ignored: int  # spans without GenAI attributes: acknowledged, not stored
+    messages: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    rows: list[tuple[Any, ...]]
+    pricing: list[PricingResult]
+    rejected: list[tuple[str | None, ...]]
+    ignored: int
+    future: Future[IngestResult] = field(default_factory=Future)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.rejected)
+
+    def result(self) -> IngestResult:
+        reasons: dict[str, int] = {}
+        for r in self.rejected:
+            reason = str(r[4])
+            reasons[reason] = reasons.get(reason, 0) + 1
+        msgs = tuple(f"{n} span(s): {reason}" for reason, n in sorted(reasons.items()))
+        return IngestResult(len(self.rows), len(self.rejected), self.ignored, msgs)
+
+
+def _service(span: SpanData) -> str | None:
+    v = span.resource.get("service.name")
+    return None if v is None else str(v)
+
+
+def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
+    """Normalize and price decoded spans (runs on the receiving side, not in the writer)."""
+    rows: list[tuple[Any, ...]] = []
+    rejected: list[tuple[str | None, ...]] = []
+    ignored = 0
+    for span in spans:
+        try:
+            row = normalize(span)
+        except Rejected as exc:
+            try:
+                attrs = json.dumps(span.attributes, default=repr, ensure_ascii=False)
+            except (TypeError, ValueError):
+                attrs = "{}"
+            if len(attrs) > _MAX_REJECTED_ATTRS:
+                attrs = json.dumps({"truncated": attrs[:_MAX_REJECTED_ATTRS]})
+            rejected.append(
+                (span.trace_id.hex(), span.span_id.hex(), _service(span), span.name, str(exc), attrs)
+            )
+            continue
+        if row is None:
+            ignored += 1
+        else:
+            rows.append(row)
+    return IngestBatch(rows, pricer.price_rows(rows, _IDX) if rows else [], rejected, ignored)
+
+
+def rows_to_arrow(rows: Sequence[tuple[Any, ...]], pricing: Sequence[PricingResult]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) + list(zip(*pricing, strict=True))
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, BATCH_SCHEMA, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
+
+
+def insert_batch(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[tuple[Any, ...]],
+    pricing: Sequence[PricingResult],
+    rejected: Sequence[tuple[str | None, ...]],
+) -> None:
+    """Insert one group of rows and rejections in the caller's transaction."""
+    if rows:
+        table = rows_to_arrow(rows, pricing)
+        start = _IDX["start_ns"]
+        lo = min(r[start] for r in rows)
+        hi = max(r[start] for r in rows)
+        con.register("batch_in", table)
+        try:
+            con.execute(_INSERT_CALLS, {"lo": lo, "hi": hi})
+            con.execute(_MARK_DAYS)
+        finally:
+            con.unregister("batch_in")
+    if rejected:
+        rej = pa.Table.from_arrays(
+            [pa.array(col, type=pa.string()) for col in zip(*rejected, strict=True)], schema=_REJECTED_SCHEMA
+        )
+        con.register("rejected_in", rej)
+        try:
+            con.execute(
+                "INSERT INTO rejected_spans SELECT current_timestamp, trace_id, span_id, service, span_name, "
+                "reason, attributes::JSON FROM rejected_in"
+            )
+        finally:
+            con.unregister("rejected_in")
+
+
+def _dedupe(
+    rows: list[tuple[Any, ...]], pricing: list[PricingResult]
+) -> tuple[list[Any], list[PricingResult]]:
+    """Drop repeats of (trace_id, span_id) within one group; the first copy wins."""
+    seen: set[tuple[str, str]] = set()
+    out_rows: list[tuple[Any, ...]] = []
+    out_pricing: list[PricingResult] = []
+    for row, price in zip(rows, pricing, strict=True):
+        key = (row[0], row[1])
+        if key in seen:
+            continue
+        seen.add(key)
+        out_rows.append(row)
+        out_pricing.append(price)
+    return out_rows, out_pricing
+
+
+@dataclass(slots=True)
+class _Task:
+    fn: Callable[[duckdb.DuckDBPyConnection], Any]
+    future: Future[Any]
+
+
+class Writer:
+    """The single writer thread with its bounded queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_queue_spans: int,
+        batch_spans: int,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._max = max_queue_spans
+        self._batch_spans = batch_spans
+        self._queue: deque[IngestBatch | _Task] = deque()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._accepting = True
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="spendscope-writer", daemon=True)
+        self._on_commit = on_commit
+        self.last_commit: datetime | None = None
+        self.commits = 0
+        self.rows_committed = 0
+        self.rejected_committed = 0
+        self.refused = 0
+
+    # --- producer side -----------------------------------------------------------------------
+    @property
+    def pending_spans(self) -> int:
+        return self._pending
+
+    @property
+    def saturated(self) -> bool:
+        return self._pending >= self._max
+
+    def offer(self, batch: IngestBatch) -> bool:
+        """Queue a batch; False when the queue is full (the caller answers 503)."""
+        with self._cond:
+            if not self._accepting:
+                raise ShuttingDown("the collector is shutting down")
+            if self._pending >= self._max:
+                self.refused += 1
+                return False
+            self._queue.append(batch)
+            self._pending += batch.size
+            self._cond.notify()
+        return True
+
+    def submit(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future[Any]:
+        fut: Future[Any] = Future()
+        with self._cond:
+            if self._stop:
+                raise ShuttingDown("the writer has stopped")
+            self._queue.append(_Task(fn, fut))
+            self._cond.notify()
+        return fut
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop_accepting(self) -> None:
+        with self._cond:
+            self._accepting = False
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Refuse new batches, drain and commit what is queued, then end the thread."""
+        with self._cond:
+            self._accepting = False
+            self._stop = True
+            self._cond.notify_all()
+        if not self._thread.is_alive():
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # --- writer thread -------------------------------------------------------------------------
+    def _take(self) -> list[IngestBatch] | _Task | None:
+        with self._cond:
+            while not self._queue:
+                if self._stop:
+                    return None
+                self._cond.wait(0.5)
+            first = self._queue.popleft()
+            if isinstance(first, _Task):
+                return first
+            group = [first]
+            n = first.size
+            while self._queue and n < self._batch_spans and isinstance(self._queue[0], IngestBatch):
+                nxt = self._queue.popleft()
+                assert isinstance(nxt, IngestBatch)
+                group.append(nxt)
+                n += nxt.size
+            return group
+
+    def _run(self) -> None:
+        while True:
+            item = self._take()
+            if item is None:
+                return
+            if isinstance(item, _Task):
+                self._run_task(item)
+            else:
+                self._commit_group(item)
+
+    def _run_task(self, task: _Task) -> None:
+        if not task.future.set_running_or_notify_cancel():
+            return
+        try:
+            task.future.set_result(task.fn(self._store.connection))
+        except BaseException as exc:  # delivered to the submitter
+            task.future.set_exception(exc)
+
+    def _commit(self, group: list[IngestBatch]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        pricing: list[PricingResult] = []
+        rejected: list[tuple[str | None, ...]] = []
+        for b in group:
+            rows.extend(b.rows)
+            pricing.extend(b.pricing)
+            rejected.extend(b.rejected)
+        if len(group) > 1 or len(rows) > 1:
+            rows, pricing = _dedupe(rows, pricing)
+        con = self._store.connection
+        con.execute("BEGIN TRANSACTION")
+        try:
+            insert_batch(con, rows, pricing, rejected)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self.rows_committed += len(rows)
+        self.rejected_committed += len(rejected)
+
+    def _commit_group(self, group: list[IngestBatch]) -> None:
+        size = sum(b.size for b in group)
+        t0 = time.perf_counter()
+        try:
+            self._commit(group)
+        except Exception as exc:
+            if len(group) > 1:
+                # One bad request must not fail its neighbours: retry them one by one.
+                log.warning("group commit of %d requests failed (%s); retrying one by one", len(group), exc)
+                for b in group:
+                    self._commit_group([b])
+                return
+            log.exception("commit failed")
+            with self._cond:
+                self._pending -= size
+            group[0].future.set_exception(exc)
+            return
+        with self._cond:
+            self._pending -= size
+        self.commits += 1
+        self.last_commit = datetime.now(UTC)
+        log.debug(
+            "committed %d spans from %d requests in %.1f ms",
+            size,
+            len(group),
+            (time.perf_counter() - t0) * 1e3,
+        )
+        if self._on_commit is not None:
+            self._on_commit(size)
+        for b in group:
+            b.future.set_result(b.result())

@@ -1,0 +1,270 @@
+"""One GenAI span → one ``calls`` row (a plain tuple in :data:`ROW_FIELDS` order).
+
+Pure and hot: it runs once per span, so it reads attributes with dict lookups and coerces only
+when a value is not already the expected type. It understands our SDK's attributes and other
+GenAI instrumentations' (current and deprecated ``gen_ai.*`` names, OpenLLMetry's ``llm.*``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendscope import semconv as sc
+from spendscope.collector.otlp import SpanData
+
+__all__ = [
+    "ROW_FIELDS",
+    "TOKEN_FIELDS",
+    "Rejected",
+    "is_genai",
+    "normalize",
+]
+
+ROW_FIELDS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "start_ns",
+    "end_ns",
+    "service",
+    "provider",
+    "operation",
+    "api",
+    "span_name",
+    "server_address",
+    "request_model",
+    "response_model",
+    "model",
+    "project",
+    "organization",
+    "user_id",
+    "feature",
+    "tags",
+    "stream",
+    "stream_completed",
+    "status_code",
+    "is_error",
+    "error_type",
+    "ttfc_s",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "service_tier",
+    "batch",
+    "attempt",
+    "request_id",
+    "response_id",
+    "ratelimit_limit_requests",
+    "ratelimit_remaining_requests",
+    "ratelimit_limit_tokens",
+    "ratelimit_remaining_tokens",
+    "ratelimit_reset_requests_s",
+    "ratelimit_reset_tokens_s",
+    "retry_after_s",
+    "usage_source",
+)
+
+TOKEN_FIELDS: tuple[str, ...] = ROW_FIELDS[24:31]
+
+
+class Rejected(ValueError):
+    """A GenAI span that cannot become a row; the message is the reason stored with it."""
+
+
+# Names other instrumentations use for what our contract calls by another name.
+_LLM_REQUEST_TYPE = "llm.request.type"  # OpenLLMetry's operation
+_LLM_IS_STREAMING = "llm.is_streaming"
+_HTTP_STATUS_OLD = "http.status_code"
+_REQ_USER = "gen_ai.request.user"
+_USER_ID = "user.id"
+_OLD_REQ_TIER = "gen_ai.openai.request.service_tier"
+_OLD_RESP_TIER = "gen_ai.openai.response.service_tier"
+_CACHE_READ_OLD = "gen_ai.usage.cache_read_input_tokens"
+_CACHE_WRITE_OLD = "gen_ai.usage.cache_creation_input_tokens"
+_REASONING_OLD = "gen_ai.usage.reasoning_tokens"
+
+_API_BY_OPERATION = {
+    "chat": "chat_completions",
+    "text_completion": "completions",
+    "completion": "completions",
+    "embeddings": "embeddings",
+    "embedding": "embeddings",
+    "responses": "responses",
+    "response": "responses",
+}
+
+
+def is_genai(attrs: dict[str, Any]) -> bool:
+    return sc.GEN_AI_OPERATION_NAME in attrs or sc.GEN_AI_PROVIDER_NAME in attrs or sc.GEN_AI_SYSTEM in attrs
+
+
+def _coerce_int(key: str, v: Any) -> int:
+    if isinstance(v, bool):
+        raise Rejected(f"attribute {key} must be an integer, got a boolean")
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str):
+        try:
+            return int(v.strip())
+        except ValueError:
+            pass
+    raise Rejected(f"attribute {key} must be an integer, got {v!r:.60}")
+
+
+def _int(a: dict[str, Any], key: str) -> int | None:
+    v = a.get(key)
+    if v is None or type(v) is int:
+        return v
+    return _coerce_int(key, v)
+
+
+def _count(a: dict[str, Any], key: str, alt: str | None = None) -> int | None:
+    v = a.get(key)
+    if v is None and alt is not None:
+        key, v = alt, a.get(alt)
+    if v is None:
+        return None
+    if type(v) is not int:
+        v = _coerce_int(key, v)
+    if v < 0 or v >= 1 << 62:
+        raise Rejected(f"attribute {key} out of range: {v}")
+    return v
+
+
+def _float(a: dict[str, Any], key: str) -> float | None:
+    v = a.get(key)
+    if v is None or type(v) is float:
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise Rejected(f"attribute {key} must be a number, got {v!r:.60}")
+
+
+def _str(a: dict[str, Any], key: str) -> str | None:
+    v = a.get(key)
+    if v is None or type(v) is str:
+        return v or None
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v) or None
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def _bool(a: dict[str, Any], key: str) -> bool | None:
+    v = a.get(key)
+    if v is None or type(v) is bool:
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    if isinstance(v, int):
+        return v != 0
+    raise Rejected(f"attribute {key} must be a boolean, got {v!r:.60}")
+
+
+def _tags(a: dict[str, Any]) -> list[tuple[str, str]] | None:
+    prefix = sc.TAG_PREFIX
+    n = len(prefix)
+    tags = [(k[n:], v if type(v) is str else str(v)) for k, v in a.items() if k.startswith(prefix)]
+    return tags or None
+
+
+def normalize(span: SpanData) -> tuple[Any, ...] | None:
+    """Return the row for a GenAI span, ``None`` for a span that is not GenAI, or raise :class:`Rejected`."""
+    if span.problem is not None:
+        raise Rejected(span.problem)
+    a = span.attributes
+    provider = a.get(sc.GEN_AI_PROVIDER_NAME) or a.get(sc.GEN_AI_SYSTEM)
+    operation = a.get(sc.GEN_AI_OPERATION_NAME)
+    if provider is None and operation is None:
+        return None
+    if operation is None:
+        operation = a.get(_LLM_REQUEST_TYPE)
+    request_model = _str(a, sc.GEN_AI_REQUEST_MODEL)
+    response_model = _str(a, sc.GEN_AI_RESPONSE_MODEL)
+    model = response_model or request_model
+    if not model:
+        raise Rejected("GenAI span without a model (gen_ai.request.model / gen_ai.response.model)")
+    tid, sid = span.trace_id, span.span_id
+    if len(tid) != 16 or len(sid) != 8 or not any(tid) or not any(sid):
+        raise Rejected("invalid trace_id or span_id (need 16 and 8 non-zero bytes)")
+    start, end = span.start_ns, span.end_ns
+    if start <= 0:
+        raise Rejected("span has no start time")
+    if end < start:
+        raise Rejected("span ends before it starts")
+    if start >= 1 << 62:
+        raise Rejected("span start time out of range")
+
+    status = _int(a, sc.HTTP_RESPONSE_STATUS_CODE)
+    if status is None:
+        status = _int(a, _HTTP_STATUS_OLD)
+    is_error = span.status_error or (status is not None and status >= 400)
+    operation = _str(a, sc.GEN_AI_OPERATION_NAME) if operation is None else str(operation)
+    api = _str(a, sc.OPENAI_API_TYPE) or (_API_BY_OPERATION.get(operation, operation) if operation else None)
+    stream = _bool(a, sc.GEN_AI_REQUEST_STREAM)
+    if stream is None:
+        stream = _bool(a, _LLM_IS_STREAMING)
+    tier = (
+        _str(a, sc.OPENAI_RESPONSE_SERVICE_TIER)
+        or _str(a, _OLD_RESP_TIER)
+        or _str(a, sc.OPENAI_REQUEST_SERVICE_TIER)
+        or _str(a, _OLD_REQ_TIER)
+    )
+    service = span.resource.get(sc.SERVICE_NAME)
+    return (
+        tid.hex(),
+        sid.hex(),
+        start,
+        end or start,
+        service if service is None or type(service) is str else str(service),
+        str(provider) if provider is not None else None,
+        operation,
+        api,
+        span.name or None,
+        _str(a, sc.SERVER_ADDRESS),
+        request_model,
+        response_model,
+        model,
+        _str(a, sc.OPENAI_PROJECT),
+        _str(a, sc.OPENAI_ORGANIZATION),
+        _str(a, sc.USER) or _str(a, _REQ_USER) or _str(a, _USER_ID),
+        _str(a, sc.FEATURE),
+        _tags(a),
+        stream,
+        _bool(a, sc.STREAM_COMPLETED),
+        status,
+        is_error,
+        _str(a, sc.ERROR_TYPE),
+        _float(a, sc.GEN_AI_TIME_TO_FIRST_CHUNK),
+        _count(a, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS),
+        _count(a, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _CACHE_READ_OLD),
+        _count(a, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+        if sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS in a or sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS in a
+        else _count(a, _CACHE_WRITE_OLD),
+        _count(a, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS),
+        _count(a, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _REASONING_OLD),
+        _count(a, sc.USAGE_INPUT_AUDIO_TOKENS),
+        _count(a, sc.USAGE_OUTPUT_AUDIO_TOKENS),
+        tier,
+        bool(_bool(a, sc.BATCH)),
+        _int(a, sc.ATTEMPT),
+        _str(a, sc.OPENAI_REQUEST_ID),
+        _str(a, sc.GEN_AI_RESPONSE_ID),
+        _count(a, sc.RATELIMIT_LIMIT_REQUESTS),
+        _count(a, sc.RATELIMIT_REMAINING_REQUESTS),
+        _count(a, sc.RATELIMIT_LIMIT_TOKENS),
+        _count(a, sc.RATELIMIT_REMAINING_TOKENS),
+        _float(a, sc.RATELIMIT_RESET_REQUESTS_S),
+        _float(a, sc.RATELIMIT_RESET_TOKENS_S),
+        _float(a, sc.RETRY_AFTER_S),
+        _str(a, sc.USAGE_SOURCE),
+    )

@@ -1,0 +1,155 @@
+"""``POST /v1/traces``: the OTLP/HTTP receiver.
+
+Order of checks, cheapest first: content type (415), queue full (503 + Retry-After, before the
+body is read), declared and actual size (413), decompression (413/400), decode (400), then the
+batch is queued and the answer waits for its commit. Errors carry a ``google.rpc.Status`` body
+(protobuf requests) or its JSON form, with a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spendscope.collector.context import CollectorContext
+from spendscope.collector.ingest import IngestBatch, ShuttingDown, build_batch
+from spendscope.collector.otlp import (
+    DecodeError,
+    SpanData,
+    TooLargeError,
+    decode_json,
+    decode_protobuf,
+    decompress,
+    encode_response_json,
+    encode_response_protobuf,
+)
+
+__all__ = ["TracesEndpoint"]
+
+log = logging.getLogger("spendscope.collector.receiver")
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+_CONTENT_TYPES = {
+    "application/x-protobuf": _PROTOBUF,
+    "application/protobuf": _PROTOBUF,
+    "application/json": _JSON,
+}
+_COMMIT_TIMEOUT_S = 60.0
+
+# google.rpc.Code values that match the HTTP statuses we send.
+_RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
+
+
+def _status_body(kind: str, http_status: int, message: str) -> bytes:
+    code = _RPC_CODE.get(http_status, 2)
+    if kind == _PROTOBUF:
+        try:
+            from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
+
+            return bytes(Status(code=code, message=message).SerializeToString())
+        except ImportError:  # googleapis-common-protos is a dependency of the exporter, but be safe
+            pass
+    return json.dumps({"code": code, "message": message}).encode()
+
+
+class TracesEndpoint:
+    """An ASGI-compatible request handler bound to one collector context."""
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        self.ctx = ctx
+        settings = ctx.config.collector
+        self.max_body = settings.max_body_bytes
+        self.retry_after = str(settings.retry_after_s)
+        self._limiter = anyio.CapacityLimiter(settings.max_concurrent_decodes)
+        self.requests = 0
+        self.refused = 0
+
+    def _error(self, kind: str, status: int, message: str, *, retry: bool = False) -> Response:
+        headers = {"Retry-After": self.retry_after} if retry else None
+        media = _PROTOBUF if kind == _PROTOBUF else _JSON
+        if status >= 500 or status == 429:
+            self.refused += 1
+        else:
+            log.info("rejected OTLP request: %d %s", status, message)
+        return Response(
+            _status_body(kind, status, message), status_code=status, media_type=media, headers=headers
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > self.max_body:
+                    raise TooLargeError(f"body of {declared} bytes is over the {self.max_body} byte limit")
+            except ValueError:
+                raise DecodeError("invalid Content-Length") from None
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > self.max_body:
+                raise TooLargeError(f"body is over the {self.max_body} byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _prepare(self, body: bytes, encoding: str, decode: Callable[[bytes], list[SpanData]]) -> IngestBatch:
+        raw = decompress(body, encoding, self.max_body)
+        spans = decode(raw)
+        pricer = self.ctx.pricer
+        assert pricer is not None
+        return build_batch(spans, pricer)
+
+    async def handle(self, request: Request) -> Response:
+        self.requests += 1
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        kind = _CONTENT_TYPES.get(ctype)
+        if kind is None:
+            return self._error(
+                _JSON,
+                415,
+                f"unsupported Content-Type {ctype or '(none)'!r}: "
+                "use application/x-protobuf or application/json",
+            )
+        writer = self.ctx.writer
+        assert writer is not None
+        if writer.saturated:
+            return self._error(kind, 503, "ingest queue is full, retry later", retry=True)
+        decode = decode_protobuf if kind == _PROTOBUF else decode_json
+        try:
+            body = await self._read_body(request)
+            encoding = request.headers.get("content-encoding", "")
+            batch = await anyio.to_thread.run_sync(
+                self._prepare, body, encoding, decode, limiter=self._limiter
+            )
+        except TooLargeError as exc:
+            return self._error(kind, 413, str(exc))
+        except DecodeError as exc:
+            return self._error(kind, 400, str(exc))
+        del body
+        if batch.size:
+            try:
+                if not writer.offer(batch):
+                    return self._error(kind, 503, "ingest queue is full, retry later", retry=True)
+            except ShuttingDown:
+                return self._error(kind, 503, "collector is shutting down, retry later", retry=True)
+            try:
+                result = await asyncio.wait_for(asyncio.wrap_future(batch.future), _COMMIT_TIMEOUT_S)
+            except TimeoutError:
+                # The batch may still commit; a retry is harmless because ingest is idempotent.
+                return self._error(kind, 503, "commit is taking too long, retry later", retry=True)
+            except Exception as exc:
+                log.error("ingest failed: %s", exc)
+                return self._error(kind, 503, f"storage error, retry later: {exc}", retry=True)
+        else:
+            result = batch.result()
+        message = "; ".join(result.messages)
+        if kind == _PROTOBUF:
+            return Response(encode_response_protobuf(result.rejected, message), media_type=_PROTOBUF)
+        return Response(encode_response_json(result.rejected, message), media_type=_JSON)

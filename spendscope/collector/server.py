@@ -1,0 +1,189 @@
+"""Process lifecycle: build the context, start the writer and scheduler, serve, shut down cleanly.
+
+On SIGTERM or SIGINT uvicorn stops accepting connections and lets in-flight requests finish (each
+waits for its commit); then the lifespan exit stops the scheduler, drains and commits the writer's
+queue, checkpoints DuckDB and closes the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+
+from spendscope.collector.app import create_app
+from spendscope.collector.components import COMPONENTS
+from spendscope.collector.config import Config
+from spendscope.collector.context import CollectorContext, utc_now
+from spendscope.collector.ingest import Writer
+from spendscope.collector.pricer import Pricer
+from spendscope.collector.reprice import record_price_version
+from spendscope.collector.rollups import apply_retention, roll_dirty_days
+from spendscope.collector.store import Store
+
+__all__ = ["JsonLogFormatter", "build_context", "configure_logging", "run", "shutdown", "start"]
+
+log = logging.getLogger("spendscope.collector")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: easy for journald, Docker and log shippers to parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").setLevel("WARNING")
+    logging.getLogger("apscheduler").setLevel("WARNING")
+
+
+def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> CollectorContext:
+    """Open the store, apply migrations, load prices and run each component's ``setup``."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from spendscope.pricing import PriceTable
+
+    settings = config.collector
+    store = Store(
+        settings.db_path, threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit
+    )
+    store.migrate()
+    table = PriceTable.default()
+    if config.pricing_overrides:
+        table = table.with_overrides(list(config.pricing_overrides))
+    record_price_version(store.connection, table, clock())
+    scheduler = BackgroundScheduler(timezone="UTC")
+    ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
+    ctx.pricer = Pricer(table)
+    ctx.writer = Writer(
+        store, max_queue_spans=settings.max_queue_spans, batch_spans=settings.writer_batch_spans
+    )
+    store.attach_writer(ctx.writer)
+    scheduler.add_job(
+        lambda: _safe(lambda: store.run_write(lambda con: roll_dirty_days(con, clock()))),
+        "interval",
+        seconds=settings.rollup_interval_s,
+        id="spendscope.rollups",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        lambda: _safe(lambda: store.run_write(lambda con: apply_retention(con, clock(), config.retention))),
+        "interval",
+        hours=1,
+        id="spendscope.retention",
+        max_instances=1,
+        coalesce=True,
+    )
+    for name in COMPONENTS:
+        importlib.import_module(name).setup(ctx)
+    return ctx
+
+
+def _safe(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:
+        log.exception("scheduled job failed")
+
+
+def start(ctx: CollectorContext) -> None:
+    assert ctx.writer is not None
+    ctx.writer.start()
+    ctx.scheduler.start()
+    # Roll up what an earlier run left dirty, off the request path.
+    ctx.scheduler.add_job(
+        lambda: _safe(lambda: ctx.store.run_write(lambda con: roll_dirty_days(con, ctx.clock()))),
+        id="spendscope.rollups.startup",
+    )
+
+
+def shutdown(ctx: CollectorContext) -> None:
+    """Stop jobs, drain and commit the queue, checkpoint and close. Idempotent."""
+    if ctx.extras.get("shut_down"):
+        return
+    ctx.extras["shut_down"] = True
+    try:
+        if ctx.scheduler.running:
+            ctx.scheduler.shutdown(wait=True)
+    except Exception:
+        log.exception("scheduler shutdown failed")
+    if ctx.writer is not None:
+        pending = ctx.writer.pending_spans
+        if not ctx.writer.stop(timeout=120):
+            log.error("writer did not finish draining within 120 s")
+        log.info("writer drained (%d spans were queued at shutdown)", pending)
+    ctx.store.attach_writer(None)
+    try:
+        roll_dirty_days(ctx.store.connection, ctx.clock())
+    except Exception:
+        log.exception("final rollup failed")
+    ctx.store.close()
+    log.info("collector stopped; database checkpointed and closed")
+
+
+def run(config: Config) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code."""
+    import uvicorn
+
+    configure_logging(config.collector.log_level)
+    ctx = build_context(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        start(ctx)
+        log.info(
+            "collector listening on http://%s:%d (db %s, price table %s)",
+            config.collector.host,
+            config.collector.port,
+            config.collector.db_path,
+            ctx.prices.version,
+        )
+        try:
+            yield
+        finally:
+            if ctx.writer is not None:
+                ctx.writer.stop_accepting()
+            shutdown(ctx)
+
+    app = create_app(ctx, lifespan=lifespan)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.collector.host,
+        port=config.collector.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        limit_concurrency=256,
+        server_header=False,
+    )
+    server = uvicorn.Server(uv_config)
+    try:
+        server.run()
+    finally:
+        shutdown(ctx)
+    return 0 if server.started else 1
