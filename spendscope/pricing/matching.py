@@ -11,8 +11,11 @@ from collections.abc import Callable, Mapping
 
 __all__ = ["candidate_names", "match_model", "normalize_model", "strip_snapshot"]
 
-# "-2024-08-06" (current style) and "-0613" (2023 style) at the very end of the name.
-_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+# "-2024-08-06" (current style) and "-0613" (2023 style, MMDD) at the very end of the name. Month and
+# day are range-checked so that "-2024" or "-1234" is never taken for a date.
+_MM = r"(?:0[1-9]|1[0-2])"
+_DD = r"(?:0[1-9]|[12]\d|3[01])"
+_SNAPSHOT = re.compile(rf"-(?:20\d\d-{_MM}-{_DD}|{_MM}{_DD})$")
 # Gateways and OTel instrumentations often prefix the provider.
 _PROVIDER_PREFIXES = ("openai/", "openai:", "azure/")
 _MAX_NAME = 256

@@ -1,0 +1,71 @@
+"""Cross-check against genai-prices: every disagreement is fixed or reviewed, and no review is stale."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from spendscope.pricing import PriceTable
+from spendscope.pricing.check import compare_with_genai_prices, load_exceptions
+
+pytest.importorskip("genai_prices")
+
+# A fixed date keeps the test reproducible; genai-prices' data is bundled with its pinned version.
+AT = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def found() -> list:  # type: ignore[type-arg]
+    return compare_with_genai_prices(PriceTable.default(), AT)
+
+
+def test_every_disagreement_is_fixed_or_reviewed(found: list) -> None:  # type: ignore[type-arg]
+    unreviewed = [
+        (d.model, d.tier, d.field, d.ours, d.theirs, str(d.at)) for d in found if d.reviewed is None
+    ]
+    assert unreviewed == []
+
+
+def test_no_reviewed_exception_is_stale(found: list) -> None:  # type: ignore[type-arg]
+    used = {(d.model, d.tier, d.field, d.ours, d.theirs) for d in found}
+    stale = [
+        (e.model, e.tier, e.field)
+        for e in load_exceptions()
+        if (e.model, e.tier, e.field, e.ours, e.theirs) not in used
+    ]
+    assert stale == [], "exceptions that no longer match a disagreement: remove or re-review them"
+
+
+def test_current_text_models_agree_on_standard_prices(found: list) -> None:  # type: ignore[type-arg]
+    current = {
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5.4",
+        "gpt-5.5",
+        "gpt-5.6-sol",
+        "gpt-6-sol",
+        "gpt-4.1",
+        "gpt-4o-mini",
+    }
+    assert not [d for d in found if d.model in current and d.tier in ("default", "flex", "priority")]
+
+
+def test_a_changed_price_surfaces_as_unreviewed() -> None:
+    table = PriceTable.default().with_overrides(
+        [
+            {
+                "model": "gpt-4.1",
+                "valid_from": "2026-11-01",
+                "input_per_mtok": 3,
+                "cached_input_per_mtok": "0.5",
+                "output_per_mtok": 8,
+            }
+        ]
+    )
+    diffs = [d for d in compare_with_genai_prices(table, AT) if d.reviewed is None]
+    # Cache writes follow the input rate on both sides, so they move with it.
+    assert [(d.model, d.field, d.ours, d.theirs) for d in diffs] == [
+        ("gpt-4.1", "input_per_mtok", "3", "2"),
+        ("gpt-4.1", "cache_write_per_mtok", "3", "2"),
+    ]
