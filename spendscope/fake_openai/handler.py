@@ -34,6 +34,8 @@ _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _MAX_CHUNKED_LINE = 1024
+_MAX_HEADER_LINE = 65536
+_MAX_HEADERS = 100
 
 Planner = Callable[[Mapping[str, Any], Mapping[str, str], str | None], plan.Plan]
 _PLANNERS: dict[str, Planner] = {
@@ -99,11 +101,57 @@ class FakeHandler(BaseHTTPRequestHandler):
     timeout = 120  # an idle keep-alive connection is dropped eventually, so threads do not pile up
 
     state: FakeState  # set by the server class (see server.py)
+    request_headers: dict[str, str]  # lower-cased names; the last of repeated headers wins
 
     def setup(self) -> None:
         super().setup()
         # Small writes (SSE chunks, headers then body) must not wait for delayed ACKs.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        """Request line and headers, parsed by hand.
+
+        The stdlib routes headers through the email package, which costs more than the rest of a
+        request here; benchmarks measure client overhead against this server, so it stays lean.
+        """
+        line = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        self.requestline = line
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self.request_version = "HTTP/1.0"
+            self._reject(400, "malformed request line")
+            return False
+        self.command, self.path, self.request_version = parts
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS):
+            raw = self.rfile.readline(_MAX_HEADER_LINE + 1)
+            if len(raw) > _MAX_HEADER_LINE:
+                self._reject(431, "header line too long")
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = raw.decode("latin-1").partition(":")
+            if not sep:
+                self._reject(400, "malformed header line")
+                return False
+            headers[name.strip().lower()] = value.strip()
+        else:
+            self._reject(431, "too many headers")
+            return False
+        self.request_headers = headers
+        connection = headers.get("connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
+    def _reject(self, status: int, message: str) -> None:
+        self.close_connection = True
+        body = errors.error_json(message, "invalid_request_error", None, None)
+        reply = _Reply(status, [("content-type", _JSON), ("connection", "close")], body, timed=False)
+        self._write(reply, None, time.perf_counter())
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # tests and benchmarks do not want a line per request on stderr
@@ -122,7 +170,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         state = self.state
         started = time.perf_counter()
         path, _, query = self.path.partition("?")
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers = self.request_headers
         raw = self._read_body(headers)
         if raw is None:
             return
@@ -606,13 +654,18 @@ class FakeHandler(BaseHTTPRequestHandler):
         return out
 
     def _write(self, reply: _Reply, fault: Fault | None, started: float) -> None:
-        if self.close_connection:
+        if self.close_connection and not any(h[0] == "connection" for h in reply.headers):
             reply.headers.append(("connection", "close"))
         if reply.wire is not None:
             self._write_stream(reply, reply.wire, fault, started)
             return
         body = reply.body
-        if reply.compress and body and self.state.gzip and "gzip" in self.headers.get("accept-encoding", ""):
+        if (
+            reply.compress
+            and body
+            and self.state.gzip
+            and "gzip" in self.request_headers.get("accept-encoding", "")
+        ):
             body = gzip.compress(body, compresslevel=1, mtime=0)
             reply.headers.append(("content-encoding", "gzip"))
         head = self._head(reply.status, reply.headers, started, reply.timed)

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_RECORDED_BODY", "MAX_RECORDED_REQUESTS", "RecordedRequest", "RequestLog"]
+__all__ = ["MAX_RECORDED_BODY", "MAX_RECORDED_REQUESTS", "RecordedRequest", "RequestLog", "redact"]
 
 MAX_RECORDED_REQUESTS = 10_000  # oldest records fall off: benchmarks send far more
 MAX_RECORDED_BODY = 1 << 20

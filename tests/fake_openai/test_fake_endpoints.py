@@ -437,3 +437,23 @@ def test_body_size_limit(fake_openai: FakeOpenAI) -> None:
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
     )
     assert response.startswith(b"HTTP/1.1 413")
+
+
+def test_async_client_and_concurrency(fake_openai: FakeOpenAI) -> None:
+    import asyncio
+
+    async def main() -> list[str]:
+        async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key) as client:
+
+            async def one(i: int) -> str:
+                if i % 2:
+                    stream = await client.chat.completions.create(model="gpt-4o", messages=CHAT, stream=True)
+                    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+                completion = await client.chat.completions.create(model="gpt-4o", messages=CHAT)
+                return completion.choices[0].message.content or ""
+
+            return await asyncio.gather(*(one(i) for i in range(24)))
+
+    texts = asyncio.run(main())
+    assert set(texts) == {"The quick brown fox jumps over the lazy"}
+    assert len(fake_openai.ledger) == 24
