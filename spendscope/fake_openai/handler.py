@@ -102,6 +102,7 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     state: FakeState  # set by the server class (see server.py)
     request_headers: dict[str, str]  # lower-cased names; the last of repeated headers wins
+    raw_requestline: bytes  # set by the base class before parse_request
 
     def setup(self) -> None:
         super().setup()
