@@ -10,6 +10,40 @@ Two channels share one vocabulary (see ``FAULT_KEYS``):
   with ``FakeOpenAI.inject`` or ``POST /__fake/faults``. A rule counts the requests it matches and
   fires for the ``nth`` (1-based, default 1) and the ``times - 1`` after it (default: every one).
   ``path`` matches the request path exactly or as a suffix ("/chat/completions" also matches Azure).
+
+Keys (N = a count; frame counts are SSE events before the effect):
+
+=====================  ==========================================================================
+``status=N``           answer with this status (body from ``code``, else a realistic default)
+``code=C``             OpenAI error code: rate_limit_exceeded, insufficient_quota,
+                       context_length_exceeded, invalid_api_key, model_not_found, server_error...
+                       (alone it implies the status; with ``stream_error`` it names the error)
+``type=T``             error type, e.g. ``requests``/``tokens`` for rate limits
+``message=M``          override the error message
+``body=json|html|empty``  error body kind (502/504 default to an HTML page)
+``retry_after=S``      ``retry-after`` header, verbatim;  ``retry_after_ms=MS`` likewise
+``should_retry=B``     ``x-should-retry: true|false``
+``times=N``            fault only the first N attempts
+``ttfb_ms=MS``         sleep before the status line (alias ``delay_ms``)
+``chunk_delay_ms=MS``  sleep before every stream chunk
+``stall_after=N``      stop writing after N chunks for ``stall_ms`` (default 10000), then go on
+``truncate[=N]``       stream: N whole frames then half a frame, then close the socket without the
+                       terminating chunk (bare: half way); JSON: honest length, body cut in half
+``no_done``            chat/completions stream ends cleanly without ``data: [DONE]``
+``done``               Responses stream gets a ``data: [DONE]`` it normally lacks
+``no_usage``           ``include_usage`` requested but the usage chunk (Responses: the terminal
+                       event) is not sent
+``malformed[=N]``      insert ``data: {not json}`` after N frames (bare: 2)
+``stream_error[=N]``   after N frames: chat ``data: {"error": {...}}``; Responses a nested
+                       ``event: error`` then ``response.failed``; the stream then ends
+``flat_error[=N]``     Responses: the spec's flat ``error`` event, then the stream ends
+``comments``           ``: keep-alive`` comment lines before every event
+``crlf``               CRLF line endings
+``split=N``            write the stream in N-byte pieces, ignoring frame boundaries
+``multiline``          JSON spread over several ``data:`` lines
+``legacy``             2024-style chat chunks: no ``usage: null``, service_tier, obfuscation or
+                       token details
+=====================  ==========================================================================
 """
 
 from __future__ import annotations
