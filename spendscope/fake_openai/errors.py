@@ -99,6 +99,14 @@ def default_error(
             f"{prompt_tokens or window + 1} tokens. Please reduce the length of the messages."
         )
         return ApiError(400, message or text, "invalid_request_error", "messages", "context_length_exceeded")
+    if code == "invalid_api_key" and not key:
+        text = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+            "username) if you're accessing the API from your browser and are prompted for a username and "
+            "password. You can obtain an API key from https://platform.openai.com/account/api-keys."
+        )
+        return ApiError(401, message or text, "invalid_request_error", None, "invalid_api_key")
     if code == "invalid_api_key":
         text = (
             f"Incorrect API key provided: {mask_key(key)}. You can find your API key at "
