@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
-from spendscope.instrument.call import Recorder
+from spendscope.instrument.call import DirectRecorder, Recorder
 from spendscope.instrument.health import HEALTH, logger
 from spendscope.instrument.patch import Patcher
 
@@ -98,7 +98,10 @@ def instrument(
         from spendscope import __version__
 
         tracer = tracer_provider.get_tracer(_SCOPE, __version__)
-        patcher = Patcher(Recorder(tracer, capture_content), frozenset(hosts) if hosts is not None else None)
+        patcher = Patcher(
+            _recorder(tracer, tracer_provider, capture_content, owns),
+            frozenset(hosts) if hosts is not None else None,
+        )
         modules = patcher.install()
         if not modules:
             logger.warning("spendscope: neither httpx nor httpx2 is importable; nothing to instrument")
@@ -108,6 +111,20 @@ def instrument(
         if owns:
             atexit.register(_at_exit, _active)
         return _active
+
+
+def _recorder(tracer: Any, provider: Any, capture_content: bool, owns: bool) -> Recorder:
+    processor = getattr(provider, "_active_span_processor", None)
+    if (
+        owns
+        and processor is not None
+        and all(
+            hasattr(tracer, name)
+            for name in ("sampler", "id_generator", "resource", "_instrumentation_scope")
+        )
+    ):
+        return DirectRecorder(tracer, capture_content, processor)
+    return Recorder(tracer, capture_content)
 
 
 def uninstrument() -> None:

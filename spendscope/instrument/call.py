@@ -13,7 +13,16 @@ from collections import deque
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import (
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    get_current_span,
+)
 
 from spendscope import semconv as sc
 from spendscope.instrument.attribution import Attribution
@@ -28,7 +37,7 @@ from spendscope.instrument.parsing import (
 from spendscope.instrument.routes import Route
 from spendscope.instrument.sse import summarize_stream
 
-__all__ = ["Call", "Recorder"]
+__all__ = ["Call", "DirectRecorder", "Recorder"]
 
 Attributes = dict[str, Any]
 
@@ -36,16 +45,92 @@ Attributes = dict[str, Any]
 # the Responses terminal event can be large, so the tail is pinned once that event starts.
 TAIL_BYTES = 64 * 1024
 _TERMINAL_MARKERS = (b"response.completed", b"response.incomplete", b"response.failed")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
 
 
 class Recorder:
-    """What every call needs to emit its span: the tracer and the content-capture switch."""
+    """Emits a call's span through the OpenTelemetry API of any tracer provider."""
 
     __slots__ = ("capture_content", "tracer")
 
     def __init__(self, tracer: Tracer, capture_content: bool) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
+
+    def emit(
+        self,
+        name: str,
+        context: Context | None,
+        attrs: Attributes,
+        start_ns: int,
+        end_ns: int,
+        error: str | None,
+    ) -> None:
+        span = self.tracer.start_span(
+            name, context=context, kind=SpanKind.CLIENT, attributes=attrs, start_time=start_ns
+        )
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=end_ns)
+
+
+class DirectRecorder(Recorder):
+    """Hands a finished span straight to spendscope's own provider's processors.
+
+    A call's span is complete when it is created (every attribute, both timestamps), so the
+    mutable-span machinery of ``start_span``/``end`` (locks, attribute revalidation, limits) is pure
+    overhead: building the finished :class:`ReadableSpan` costs about a quarter as much. Sampling,
+    ids, parentage, resource and scope are the provider's own. Used only with the provider
+    spendscope built itself, whose only processor is its batch exporter.
+    """
+
+    __slots__ = ("_ids", "_processor", "_resource", "_sampler", "_scope")
+
+    def __init__(self, tracer: Tracer, capture_content: bool, processor: Any) -> None:
+        super().__init__(tracer, capture_content)
+        self._sampler = tracer.sampler  # type: ignore[attr-defined]
+        self._ids = tracer.id_generator  # type: ignore[attr-defined]
+        self._resource = tracer.resource  # type: ignore[attr-defined]
+        self._scope = tracer._instrumentation_scope  # type: ignore[attr-defined]
+        self._processor = processor
+
+    def emit(
+        self,
+        name: str,
+        context: Context | None,
+        attrs: Attributes,
+        start_ns: int,
+        end_ns: int,
+        error: str | None,
+    ) -> None:
+        parent = get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            parent_context: SpanContext | None = parent
+        else:
+            trace_id = self._ids.generate_trace_id()
+            parent_context = None
+        sampled = self._sampler.should_sample(context, trace_id, name, SpanKind.CLIENT, attrs)
+        if not sampled.decision.is_sampled():
+            return
+        span_context = SpanContext(
+            trace_id, self._ids.generate_span_id(), False, _SAMPLED, sampled.trace_state
+        )
+        self._processor.on_end(
+            ReadableSpan(
+                name,
+                span_context,
+                parent_context,
+                self._resource,
+                attrs,
+                kind=SpanKind.CLIENT,
+                status=Status(StatusCode.ERROR, error) if error else _UNSET,
+                start_time=start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+        )
 
 
 class Call:
@@ -232,17 +317,7 @@ class Call:
     # --- the span -------------------------------------------------------------------------------
     def _emit(self, *, error: str | None) -> None:
         self.done = True
-        end_ns = time.time_ns()
-        span = self.recorder.tracer.start_span(
-            self.name,
-            context=self.context,
-            kind=SpanKind.CLIENT,
-            attributes=self.attrs,
-            start_time=self.start_ns,
-        )
-        if error:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=end_ns)
+        self.recorder.emit(self.name, self.context, self.attrs, self.start_ns, time.time_ns(), error)
 
 
 def _status_error(status: int) -> str:
