@@ -96,7 +96,9 @@ class Fault:
 
     @property
     def is_error(self) -> bool:
-        return self.status is not None or (self.code is not None and self.stream_error is None)
+        # a code alone means an HTTP error; with an in-stream error it names that error instead
+        in_stream = self.stream_error is not None or self.flat_error is not None
+        return self.status is not None or (self.code is not None and not in_stream)
 
     @property
     def touches_stream(self) -> bool:

@@ -47,6 +47,8 @@ def test_fault_spec_parsing() -> None:
         status=429, code="rate_limit_exceeded", retry_after_ms="50", times=2, crlf=True, truncate=-1
     )
     assert parse_fault("malformed=4;delay_ms=999999").malformed == 4
+    assert parse_fault("code=server_error").is_error
+    assert not parse_fault("code=rate_limit_exceeded;flat_error").is_error
     assert parse_fault("delay_ms=999999").ttfb_ms == 120_000  # bounded
     for bad in ("bogus=1", "status=abc", "split=0"):
         with pytest.raises(FaultError):
