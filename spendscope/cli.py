@@ -17,6 +17,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES: list[str] = [
     "spendscope.collector.cli",
     "spendscope.pricing.cli",
+    "spendscope.demo.cli",
 ]
 
 
