@@ -107,16 +107,24 @@ class _Tool:
         self.name, self.on, self.off = name, on, off
 
 
-def _tools(provider: Any) -> list[_Tool]:
+def _tools(provider: Any, sink: str) -> list[_Tool]:
     import spendscope
 
     tools = [_Tool("none", lambda: None, lambda: None)]
     handle: dict[str, Any] = {}
+
+    def default_on() -> None:
+        # spendscope's own pipeline, as `spendscope.instrument()` builds it: direct span emission
+        # and its fast OTLP encoder, exporting to the same sink as the others.
+        os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sink
+        handle["h"] = spendscope.instrument(service_name="bench")
+
+    tools.append(_Tool("spendscope", default_on, lambda: handle["h"].uninstrument()))  # noqa: PLW0108
     tools.append(
         _Tool(
-            "spendscope",
-            lambda: handle.__setitem__("h", spendscope.instrument(tracer_provider=provider)),
-            lambda: handle["h"].uninstrument(),  # noqa: PLW0108
+            "spendscope*",  # through a user-supplied SDK provider and the stock OTLP exporter
+            lambda: handle.__setitem__("p", spendscope.instrument(tracer_provider=provider)),
+            lambda: handle["p"].uninstrument(),  # noqa: PLW0108
         )
     )
     try:
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     with _processes() as (base_url, api_key, sink):
         provider = _provider(sink)
         client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
-        tools = _tools(provider)
+        tools = _tools(provider, sink)
 
         def plain() -> None:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
                 pass
 
         print(f"  openai {openai.__version__}; {args.blocks} ABBA blocks x {args.per_block} calls per tool")
+        print("  spendscope = its default pipeline; spendscope* = through the same SDK provider as official")
         results = {}
         for label, call, per_block in (
             ("non-streaming", plain, args.per_block),
@@ -221,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
             f"  spendscope per stream chunk ((stream added - non-stream added) / chunks): {per_chunk:.2f} µs"
         )
 
-        handle = spendscope.instrument(tracer_provider=provider)
+        os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sink
+        handle = spendscope.instrument(service_name="bench-memory")
         try:
             checkpoints = {}
             for i in range(args.memory_calls):

@@ -106,14 +106,15 @@ def _headers() -> dict[str, str] | None:
 def build_provider(service_name: str | None) -> tuple[TracerProvider, logging.Filter]:
     """A private TracerProvider exporting OTLP/HTTP protobuf to the collector."""
     from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from spendscope.instrument.otlp import FastOTLPSpanExporter
 
     attributes: dict[str, Any] = {"telemetry.distro.name": "spendscope"}
     if service_name:
         attributes["service.name"] = service_name
     resource = Resource.create(attributes)  # also reads OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
     compression = None if os.environ.get("OTEL_EXPORTER_OTLP_COMPRESSION") else Compression.Gzip
-    exporter = OTLPSpanExporter(endpoint=_endpoint(), headers=_headers(), compression=compression)
+    exporter = FastOTLPSpanExporter(endpoint=_endpoint(), headers=_headers(), compression=compression)
     kwargs: dict[str, Any] = {}
     if not os.environ.get("OTEL_BSP_SCHEDULE_DELAY"):
         kwargs["schedule_delay_millis"] = 1000
