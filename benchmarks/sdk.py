@@ -169,6 +169,60 @@ def _measure(tools: list[_Tool], call: Callable[[], None], blocks: int, per_bloc
     return {name: statistics.median(values) / 1000 for name, values in samples.items()}
 
 
+def _chunk_cost(chunks: int) -> tuple[float, float]:
+    """µs per chunk of reading a stream plainly and through spendscope's tee (span included)."""
+    import httpx2
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from spendscope.instrument.call import Call, Recorder
+    from spendscope.instrument.parsing import RequestInfo
+    from spendscope.instrument.routes import classify
+    from spendscope.instrument.streams import tee_classes
+
+    sync_tee, _ = tee_classes(httpx2.SyncByteStream, httpx2.AsyncByteStream)
+    body = (
+        b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18",'
+        b'"service_tier":"default","choices":[{"index":0,"delta":{"content":"word"},"finish_reason":null}],'
+        b'"usage":null,"obfuscation":"abc"}\n\n'
+    )
+    stream = [body] * chunks
+    route = classify("POST", "/v1/chat/completions")
+    assert route is not None
+    recorder = Recorder(TracerProvider().get_tracer("bench"), False)
+    info = RequestInfo("gpt-4o-mini", True, None, None, None, None)
+
+    class Inner:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(stream)
+
+        def close(self) -> None:
+            pass
+
+    def plain() -> None:
+        for _ in Inner():
+            pass
+
+    def teed() -> None:
+        call = Call(recorder, route, info, host="h", port=1, attempt=0, attribution=None, context=None)
+        call.response(200, [], "text/event-stream", "")
+        call.begin_stream()
+        tee = sync_tee(Inner(), call)
+        for _ in tee:
+            pass
+        tee.close()
+
+    results = []
+    for fn in (plain, teed):
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(100):
+                fn()
+            best = min(best, (time.perf_counter() - start) / 100 / chunks * 1e6)
+        results.append(best)
+    return results[0], results[1]
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
@@ -225,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(line)
         non_stream = results["non-streaming"].get("spendscope", 0.0)
         streamed = results[f"streaming ({args.chunks} chunks)"].get("spendscope", 0.0)
+        plain_chunk, teed_chunk = _chunk_cost(args.chunks)
+        print(
+            f"  stream tee, in isolation: {teed_chunk - plain_chunk:.2f} µs per chunk added "
+            f"({args.chunks}-chunk streams, end-of-stream parsing and the span included)"
+        )
         per_chunk = (streamed - non_stream) / args.chunks
         print(
             f"  spendscope per stream chunk ((stream added - non-stream added) / chunks): {per_chunk:.2f} µs"

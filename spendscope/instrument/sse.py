@@ -8,6 +8,7 @@ end, this module reads the events in that tail: the usage chunk of Chat Completi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,14 +20,23 @@ __all__ = ["iter_events", "summarize_stream"]
 Attributes = dict[str, Any]
 
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_LAST_EVENTS = 16
+_NULL_USAGE = re.compile(r'"usage"\s*:\s*null')
+_SET_FINISH = re.compile(r'"finish_reason"\s*:\s*"')
 
 
-def iter_events(data: bytes) -> Iterator[tuple[str | None, str]]:
-    """(event type, data payload) of each complete-looking event in ``data``."""
+def iter_events(data: bytes, last: int | None = None) -> Iterator[tuple[str | None, str]]:
+    """(event type, data payload) of each complete-looking event in ``data`` (only the ``last`` N)."""
     text = data.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for block in text.split("\n\n"):
+    if last is None:
+        blocks = text.split("\n\n")
+    else:
+        blocks = text.rsplit("\n\n", last)
+        if len(blocks) > last:
+            blocks = blocks[1:]  # the first piece is everything before the last blocks, unsplit
+    for block in blocks:
         event: str | None = None
         payload: list[str] = []
         for line in block.split("\n"):
@@ -45,6 +55,27 @@ def _loads(payload: str) -> Any:
         return None
 
 
+def _interesting(event: str | None, payload: str) -> bool:
+    """Whether an event can carry usage, a finish reason, an error or the terminal response.
+
+    Content deltas are the bulk of a stream and carry none of these (``"usage":null``,
+    ``"finish_reason":null``): a substring test skips them without decoding their JSON.
+    """
+    if event is not None and event in _TERMINAL_RESPONSE_EVENTS:
+        return True
+    if '"error"' in payload:
+        return True
+    if '"usage"' in payload and not _NULL_USAGE.search(payload):
+        return True
+    if '"finish_reason"' in payload and _SET_FINISH.search(payload):
+        return True
+    return (
+        event is None
+        and '"type":"response.' in payload
+        and any(t in payload for t in _TERMINAL_RESPONSE_EVENTS)
+    )
+
+
 def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> tuple[bool, bool]:
     """Add what the stream reported to ``attrs``; answer (usage found, terminal event seen).
 
@@ -55,9 +86,14 @@ def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> t
     terminal = False
     reasons: dict[int, str] = {}
     identity_done = False
-    for event, payload in reversed(list(iter_events(tail))):
+    # What a stream reports about itself is in its last few events: [DONE], the usage chunk, one
+    # finish chunk per choice, or the terminal Responses event. Reading only those keeps the cost
+    # per stream constant, however many content deltas came before.
+    for event, payload in reversed(list(iter_events(tail, _LAST_EVENTS))):
         if payload == "[DONE]":
             terminal = True
+            continue
+        if not _interesting(event, payload):
             continue
         obj = _loads(payload)
         if not isinstance(obj, dict):
@@ -96,16 +132,25 @@ def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> t
             identity_done = True
     if reasons and sc.GEN_AI_RESPONSE_FINISH_REASONS not in attrs:
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reasons[i] for i in sorted(reasons)]
-    if not identity_done and head:
-        for _event, payload in iter_events(head):
-            obj = _loads(payload)
-            if isinstance(obj, dict):
-                inner = obj.get("response")
-                source = inner if isinstance(inner, dict) else obj
-                if source.get("model"):
-                    _identity(source, attrs)
-                    break
+    if not identity_done:
+        for source_bytes in (head, tail):
+            if _identity_from(source_bytes, attrs):
+                break
     return usage_found, terminal
+
+
+def _identity_from(data: bytes, attrs: Attributes) -> bool:
+    for _event, payload in iter_events(data):
+        if '"model"' not in payload:
+            continue
+        obj = _loads(payload)
+        if isinstance(obj, dict):
+            inner = obj.get("response")
+            source = inner if isinstance(inner, dict) else obj
+            if source.get("model"):
+                _identity(source, attrs)
+                return True
+    return False
 
 
 def _identity(obj: dict[str, Any], attrs: Attributes) -> None:

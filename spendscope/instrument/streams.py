@@ -24,12 +24,9 @@ def _safe_end(call: Call, *, eof: bool, exc: BaseException | None = None) -> Non
         HEALTH.internal_error("stream end")
 
 
-def _safe_chunk(call: Call, chunk: bytes) -> None:
-    try:
-        call.chunk(chunk)
-    except Exception:
-        call.tail = None  # stop recording this stream; the app keeps reading
-        HEALTH.internal_error("stream chunk")
+def _chunk_failed(call: Call) -> None:
+    call.tail = None  # stop recording this stream; the app keeps reading
+    HEALTH.internal_error("stream chunk")
 
 
 def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
@@ -47,7 +44,10 @@ def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
             try:
                 for chunk in self._inner:
                     if call.tail is not None:
-                        _safe_chunk(call, chunk)
+                        try:
+                            call.chunk(chunk)
+                        except Exception:
+                            _chunk_failed(call)
                     yield chunk
             except GeneratorExit:
                 raise
@@ -84,7 +84,10 @@ def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
             try:
                 async for chunk in self._inner:
                     if call.tail is not None:
-                        _safe_chunk(call, chunk)
+                        try:
+                            call.chunk(chunk)
+                        except Exception:
+                            _chunk_failed(call)
                     yield chunk
             except GeneratorExit:
                 raise
