@@ -181,7 +181,8 @@ def _chunk_cost(chunks: int) -> tuple[float, float]:
 
     sync_tee, _ = tee_classes(httpx2.SyncByteStream, httpx2.AsyncByteStream)
     body = (
-        b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18",'
+        b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,'
+        b'"model":"gpt-4o-mini-2024-07-18",'
         b'"service_tier":"default","choices":[{"index":0,"delta":{"content":"word"},"finish_reason":null}],'
         b'"usage":null,"obfuscation":"abc"}\n\n'
     )
