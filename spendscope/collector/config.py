@@ -48,6 +48,8 @@ class CollectorSettings:
     max_concurrent_decodes: int = 4
     # Spans the writer commits in one transaction when requests queue up (group commit).
     writer_batch_spans: int = 20_000
+    # Processes that decode request bodies; None = one fewer than the cores (max 4), 0 = in-process.
+    decode_workers: int | None = None
     retry_after_s: int = 1
     rollup_interval_s: int = 60
     log_level: str = "INFO"
@@ -124,6 +126,7 @@ _COLLECTOR_KEYS = {
     "max_queue_spans",
     "max_concurrent_decodes",
     "writer_batch_spans",
+    "decode_workers",
     "retry_after_s",
     "rollup_interval_s",
     "log_level",
@@ -163,6 +166,7 @@ def _parse_collector(raw: Mapping[str, Any], path: str | None) -> CollectorSetti
         max_queue_spans=pos("max_queue_spans", d.max_queue_spans),
         max_concurrent_decodes=pos("max_concurrent_decodes", d.max_concurrent_decodes),
         writer_batch_spans=pos("writer_batch_spans", d.writer_batch_spans),
+        decode_workers=_get_int(sec, "decode_workers", None, path, "collector", minimum=0),
         retry_after_s=pos("retry_after_s", d.retry_after_s),
         rollup_interval_s=pos("rollup_interval_s", d.rollup_interval_s),
         log_level=level,

@@ -14,10 +14,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -36,6 +36,7 @@ __all__ = [
     "Writer",
     "build_batch",
     "insert_batch",
+    "mark_days_dirty",
     "rows_to_arrow",
 ]
 
@@ -127,9 +128,11 @@ _INSERT_CALLS = (
     "AND c.trace_id = b.trace_id AND c.span_id = b.span_id)"
 )
 _MARK_DAYS = (
-    "INSERT INTO rollup_state (day, dirty) SELECT DISTINCT make_timestamp_ns(start_ns)::DATE, true "
-    "FROM batch_in ON CONFLICT (day) DO UPDATE SET dirty = true"
+    "INSERT INTO rollup_state (day, dirty) SELECT day, true FROM (SELECT unnest($days::DATE[]) AS day) "
+    "ON CONFLICT (day) DO UPDATE SET dirty = true"
 )
+_NS_PER_DAY = 86_400 * 10**9
+_EPOCH_DAY = date(1970, 1, 1)
 _REJECTED_SCHEMA = pa.schema(
     [
         ("trace_id", _S),
@@ -156,15 +159,29 @@ class IngestResult:
 
 @dataclass(slots=True)
 class IngestBatch:
-    rows: list[tuple[Any, ...]]
-    pricing: list[PricingResult]
+    """One request's worth of work for the writer, prepared before it is queued.
+
+    Everything Python-heavy (normalization, pricing, Arrow conversion, the id set, the days touched)
+    is done on the receiving side (a thread or a decode worker process), so the writer thread mostly
+    waits on DuckDB, which releases the GIL.
+    """
+
+    table: pa.Table | None
     rejected: list[tuple[str | None, ...]]
     ignored: int
+    keys: frozenset[tuple[str, str]] = frozenset()
+    days: frozenset[int] = frozenset()
+    lo: int = 0
+    hi: int = 0
     future: Future[IngestResult] = field(default_factory=Future)
 
     @property
+    def n_rows(self) -> int:
+        return 0 if self.table is None else int(self.table.num_rows)
+
+    @property
     def size(self) -> int:
-        return len(self.rows) + len(self.rejected)
+        return self.n_rows + len(self.rejected)
 
     def result(self) -> IngestResult:
         reasons: dict[str, int] = {}
@@ -172,7 +189,17 @@ class IngestBatch:
             reason = str(r[4])
             reasons[reason] = reasons.get(reason, 0) + 1
         msgs = tuple(f"{n} span(s): {reason}" for reason, n in sorted(reasons.items()))
-        return IngestResult(len(self.rows), len(self.rejected), self.ignored, msgs)
+        return IngestResult(self.n_rows, len(self.rejected), self.ignored, msgs)
+
+    def without(self, seen: set[tuple[str, str]]) -> pa.Table | None:
+        """This batch's rows minus the spans in ``seen`` (a retry racing its original in one group)."""
+        if self.table is None:
+            return None
+        tids = self.table.column("trace_id").to_pylist()
+        sids = self.table.column("span_id").to_pylist()
+        mask = pa.array([(t, s) not in seen for t, s in zip(tids, sids, strict=True)])
+        kept = self.table.filter(mask)
+        return kept if kept.num_rows else None
 
 
 def _service(span: SpanData) -> str | None:
@@ -181,7 +208,7 @@ def _service(span: SpanData) -> str | None:
 
 
 def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
-    """Normalize and price decoded spans (runs on the receiving side, not in the writer)."""
+    """Normalize, price and convert decoded spans (runs on the receiving side, not in the writer)."""
     rows: list[tuple[Any, ...]] = []
     rejected: list[tuple[str | None, ...]] = []
     ignored = 0
@@ -203,7 +230,22 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
             ignored += 1
         else:
             rows.append(row)
-    return IngestBatch(rows, pricer.price_rows(rows, _IDX) if rows else [], rejected, ignored)
+    if not rows:
+        return IngestBatch(None, rejected, ignored)
+    keys = {(r[0], r[1]) for r in rows}
+    if len(keys) != len(rows):
+        rows = _dedupe(rows)
+    pricing = pricer.price_rows(rows, _IDX)
+    starts = [r[2] for r in rows]
+    return IngestBatch(
+        rows_to_arrow(rows, pricing),
+        rejected,
+        ignored,
+        keys=frozenset(keys),
+        days=frozenset(t // _NS_PER_DAY for t in starts),
+        lo=min(starts),
+        hi=max(starts),
+    )
 
 
 def rows_to_arrow(rows: Sequence[tuple[Any, ...]], pricing: Sequence[PricingResult]) -> pa.Table:
@@ -212,29 +254,28 @@ def rows_to_arrow(rows: Sequence[tuple[Any, ...]], pricing: Sequence[PricingResu
     return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
 
 
+def _rejected_table(rejected: Sequence[tuple[str | None, ...]]) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array(col, type=pa.string()) for col in zip(*rejected, strict=True)], schema=_REJECTED_SCHEMA
+    )
+
+
 def insert_batch(
     con: duckdb.DuckDBPyConnection,
-    rows: Sequence[tuple[Any, ...]],
-    pricing: Sequence[PricingResult],
-    rejected: Sequence[tuple[str | None, ...]],
+    table: pa.Table | None,
+    lo: int,
+    hi: int,
+    rejected: Sequence[tuple[str | None, ...]] = (),
 ) -> None:
-    """Insert one group of rows and rejections in the caller's transaction."""
-    if rows:
-        table = rows_to_arrow(rows, pricing)
-        start = _IDX["start_ns"]
-        lo = min(r[start] for r in rows)
-        hi = max(r[start] for r in rows)
+    """Insert an Arrow batch (start times within [lo, hi]) and rejections in the caller's transaction."""
+    if table is not None and table.num_rows:
         con.register("batch_in", table)
         try:
             con.execute(_INSERT_CALLS, {"lo": lo, "hi": hi})
-            con.execute(_MARK_DAYS)
         finally:
             con.unregister("batch_in")
     if rejected:
-        rej = pa.Table.from_arrays(
-            [pa.array(col, type=pa.string()) for col in zip(*rejected, strict=True)], schema=_REJECTED_SCHEMA
-        )
-        con.register("rejected_in", rej)
+        con.register("rejected_in", _rejected_table(rejected))
         try:
             con.execute(
                 "INSERT INTO rejected_spans SELECT current_timestamp, trace_id, span_id, service, span_name, "
@@ -244,21 +285,23 @@ def insert_batch(
             con.unregister("rejected_in")
 
 
-def _dedupe(
-    rows: list[tuple[Any, ...]], pricing: list[PricingResult]
-) -> tuple[list[Any], list[PricingResult]]:
-    """Drop repeats of (trace_id, span_id) within one group; the first copy wins."""
-    seen: set[tuple[str, str]] = set()
-    out_rows: list[tuple[Any, ...]] = []
-    out_pricing: list[PricingResult] = []
-    for row, price in zip(rows, pricing, strict=True):
+def mark_days_dirty(con: duckdb.DuckDBPyConnection, days: Iterable[int]) -> None:
+    """Flag UTC days (as days since the epoch) for the rollup job."""
+    dates = sorted(_EPOCH_DAY + timedelta(days=d) for d in days)
+    if dates:
+        con.execute(_MARK_DAYS, {"days": dates})
+
+
+def _dedupe(rows: list[tuple[Any, ...]], seen: set[tuple[str, str]] | None = None) -> list[tuple[Any, ...]]:
+    """Drop repeats of (trace_id, span_id), also those already in ``seen``; the first copy wins."""
+    seen = set() if seen is None else set(seen)
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
         key = (row[0], row[1])
-        if key in seen:
-            continue
-        seen.add(key)
-        out_rows.append(row)
-        out_pricing.append(price)
-    return out_rows, out_pricing
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 @dataclass(slots=True)
@@ -276,11 +319,13 @@ class Writer:
         *,
         max_queue_spans: int,
         batch_spans: int,
+        linger_s: float = 0.01,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self._max = max_queue_spans
         self._batch_spans = batch_spans
+        self._linger = linger_s
         self._queue: deque[IngestBatch | _Task] = deque()
         self._cond = threading.Condition()
         self._pending = 0
@@ -288,6 +333,8 @@ class Writer:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="spendscope-writer", daemon=True)
         self._on_commit = on_commit
+        # Days already flagged dirty since the last rollup: no need to upsert them per commit.
+        self.marked_days: set[int] = set()
         self.last_commit: datetime | None = None
         self.commits = 0
         self.rows_committed = 0
@@ -345,17 +392,28 @@ class Writer:
         return not self._thread.is_alive()
 
     # --- writer thread -------------------------------------------------------------------------
+    def _queued_spans(self) -> int:
+        n = 0
+        for item in self._queue:
+            if not isinstance(item, IngestBatch):
+                break
+            n += item.size
+        return n
+
     def _take(self) -> list[IngestBatch] | _Task | None:
         with self._cond:
             while not self._queue:
                 if self._stop:
                     return None
                 self._cond.wait(0.5)
-            first = self._queue.popleft()
-            if isinstance(first, _Task):
-                return first
-            group = [first]
-            n = first.size
+            if isinstance(self._queue[0], _Task):
+                return self._queue.popleft()  # type: ignore[return-value]
+            # Group commit: a short linger lets concurrent requests share one transaction, which
+            # costs one WAL flush instead of one per request.
+            if self._linger and not self._stop and self._queued_spans() < self._batch_spans:
+                self._cond.wait(self._linger)
+            group: list[IngestBatch] = []
+            n = 0
             while self._queue and n < self._batch_spans and isinstance(self._queue[0], IngestBatch):
                 nxt = self._queue.popleft()
                 assert isinstance(nxt, IngestBatch)
@@ -370,7 +428,7 @@ class Writer:
                 return
             if isinstance(item, _Task):
                 self._run_task(item)
-            else:
+            elif item:
                 self._commit_group(item)
 
     def _run_task(self, task: _Task) -> None:
@@ -382,24 +440,35 @@ class Writer:
             task.future.set_exception(exc)
 
     def _commit(self, group: list[IngestBatch]) -> None:
-        rows: list[tuple[Any, ...]] = []
-        pricing: list[PricingResult] = []
+        tables: list[pa.Table] = []
+        seen: set[tuple[str, str]] = set()
         rejected: list[tuple[str | None, ...]] = []
+        days: set[int] = set()
+        lo, hi = 1 << 63, 0
         for b in group:
-            rows.extend(b.rows)
-            pricing.extend(b.pricing)
             rejected.extend(b.rejected)
-        if len(group) > 1 or len(rows) > 1:
-            rows, pricing = _dedupe(rows, pricing)
+            if b.table is None:
+                continue
+            table = b.table
+            if seen and not seen.isdisjoint(b.keys):
+                table = b.without(seen)
+            seen |= b.keys
+            if table is not None:
+                tables.append(table)
+            days |= b.days
+            lo, hi = min(lo, b.lo), max(hi, b.hi)
+        new_days = days - self.marked_days
         con = self._store.connection
         con.execute("BEGIN TRANSACTION")
         try:
-            insert_batch(con, rows, pricing, rejected)
+            insert_batch(con, pa.concat_tables(tables) if tables else None, lo, hi, rejected)
+            mark_days_dirty(con, new_days)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self.rows_committed += len(rows)
+        self.marked_days |= new_days
+        self.rows_committed += sum(t.num_rows for t in tables)
         self.rejected_committed += len(rejected)
 
     def _commit_group(self, group: list[IngestBatch]) -> None:

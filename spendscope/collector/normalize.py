@@ -7,6 +7,7 @@ GenAI instrumentations' (current and deprecated ``gen_ai.*`` names, OpenLLMetry'
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from spendscope import semconv as sc
@@ -85,6 +86,9 @@ _OLD_RESP_TIER = "gen_ai.openai.response.service_tier"
 _CACHE_READ_OLD = "gen_ai.usage.cache_read_input_tokens"
 _CACHE_WRITE_OLD = "gen_ai.usage.cache_creation_input_tokens"
 _REASONING_OLD = "gen_ai.usage.reasoning_tokens"
+
+_TAG_PREFIX = sc.TAG_PREFIX
+_TAG_LEN = len(_TAG_PREFIX)
 
 _API_BY_OPERATION = {
     "chat": "chat_completions",
@@ -171,10 +175,12 @@ def _bool(a: dict[str, Any], key: str) -> bool | None:
 
 
 def _tags(a: dict[str, Any]) -> list[tuple[str, str]] | None:
-    prefix = sc.TAG_PREFIX
-    n = len(prefix)
-    tags = [(k[n:], v if type(v) is str else str(v)) for k, v in a.items() if k.startswith(prefix)]
-    return tags or None
+    # Most spans carry only names we know: one C-level set check, the scan only otherwise.
+    if _KNOWN_KEYS.issuperset(a) or not any(map(str.startswith, a, repeat(_TAG_PREFIX))):
+        return None
+    return [
+        (k[_TAG_LEN:], v if type(v) is str else str(v)) for k, v in a.items() if k.startswith(_TAG_PREFIX)
+    ]
 
 
 def normalize(span: SpanData) -> tuple[Any, ...] | None:
@@ -268,3 +274,30 @@ def normalize(span: SpanData) -> tuple[Any, ...] | None:
         _float(a, sc.RETRY_AFTER_S),
         _str(a, sc.USAGE_SOURCE),
     )
+
+
+# Every attribute name this module reads, plus common ones it ignores (see _tags).
+_KNOWN_KEYS = frozenset(
+    [getattr(sc, n) for n in sc.__all__ if n not in ("TAG_PREFIX", "SERVICE_NAME")]
+    + [
+        _LLM_REQUEST_TYPE,
+        _LLM_IS_STREAMING,
+        _HTTP_STATUS_OLD,
+        _REQ_USER,
+        _USER_ID,
+        _OLD_REQ_TIER,
+        _OLD_RESP_TIER,
+        _CACHE_READ_OLD,
+        _CACHE_WRITE_OLD,
+        _REASONING_OLD,
+        "gen_ai.request.max_tokens",
+        "gen_ai.request.temperature",
+        "gen_ai.request.top_p",
+        "gen_ai.request.seed",
+        "gen_ai.output.type",
+        "gen_ai.request.choice.count",
+        "gen_ai.request.encoding_formats",
+        "http.request.method",
+        "url.full",
+    ]
+)

@@ -20,9 +20,11 @@ __all__ = [
     "TooLargeError",
     "decode_json",
     "decode_protobuf",
+    "decode_protobuf_generic",
     "decompress",
     "encode_response_json",
     "encode_response_protobuf",
+    "pb_value",
 ]
 
 
@@ -77,14 +79,14 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 # --- protobuf ---------------------------------------------------------------------------------
 
 
-def _pb_value(v: Any) -> Any:
+def pb_value(v: Any) -> Any:
     which = v.WhichOneof("value")
     if which is None:
         return None
     if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
+        return [pb_value(x) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: pb_value(kv.value) for kv in v.kvlist_value.values}
     return getattr(v, which)
 
 
@@ -96,12 +98,12 @@ def _pb_attrs(kvs: Any) -> dict[str, Any]:
         if which in _SCALAR_KINDS:
             out[kv.key] = getattr(v, which)
         else:
-            out[kv.key] = _pb_value(v)
+            out[kv.key] = pb_value(v)
     return out
 
 
-def decode_protobuf(body: bytes) -> list[SpanData]:
-    """Parse an ``ExportTraceServiceRequest``; raise :class:`DecodeError` on anything malformed."""
+def decode_protobuf_generic(body: bytes) -> list[SpanData]:
+    """The straightforward walk of the generated classes (reference for :func:`decode_protobuf`)."""
     from google.protobuf.message import DecodeError as PbDecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -127,6 +129,50 @@ def decode_protobuf(body: bytes) -> list[SpanData]:
                         s.status.code == _STATUS_ERROR,
                         _pb_attrs(s.attributes),
                         resource,
+                    )
+                )
+    return out
+
+
+def decode_protobuf(body: bytes) -> list[SpanData]:
+    """Parse an ``ExportTraceServiceRequest``; raise :class:`DecodeError` on anything malformed.
+
+    Uses the attribute-as-bytes view of :mod:`spendscope.collector.fastpb`; an attribute that does
+    not decode makes its span carry a ``problem`` instead of failing the whole request.
+    """
+    from google.protobuf.message import DecodeError as PbDecodeError
+
+    from spendscope.collector.fastpb import AttributeError_, decode_attributes, parse_request
+
+    try:
+        req = parse_request(body)
+    except PbDecodeError as exc:
+        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
+    out: list[SpanData] = []
+    append = out.append
+    for rs in req.resource_spans:
+        try:
+            resource = decode_attributes(rs.resource.attributes)
+        except AttributeError_ as exc:
+            raise DecodeError(f"invalid resource attributes: {exc}") from None
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                try:
+                    attrs = decode_attributes(s.attributes)
+                    problem = None
+                except AttributeError_ as exc:
+                    attrs, problem = {}, str(exc)
+                append(
+                    SpanData(
+                        s.trace_id,
+                        s.span_id,
+                        s.name,
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        s.status.code == _STATUS_ERROR,
+                        attrs,
+                        resource,
+                        problem,
                     )
                 )
     return out

@@ -165,8 +165,8 @@ class Pricer:
             if not (inp or out):
                 return e.price_id, "free", 0
             fast = self._fast(e, (inp, cached, write, out, reasoning))
-            if fast is not None:
-                return e.price_id, "priced", fast
+            # None: a used kind has no price, which the engine also answers with "unpriced".
+            return (e.price_id, "priced", fast) if fast is not None else (e.price_id, "unpriced", None)
         at = _EPOCH + timedelta(microseconds=start_ns // 1000)
         usage = Usage(inp, cached, write, out, reasoning, in_audio or 0, out_audio or 0)
         price_id, status, cost = self._engine(model, tier, batch, at, usage)

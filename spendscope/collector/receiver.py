@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
 import anyio
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from spendscope.collector.otlp import (
     encode_response_json,
     encode_response_protobuf,
 )
+from spendscope.collector.workers import prepare, to_batch
 
 __all__ = ["TracesEndpoint"]
 
@@ -125,13 +127,25 @@ class TracesEndpoint:
         try:
             body = await self._read_body(request)
             encoding = request.headers.get("content-encoding", "")
-            batch = await anyio.to_thread.run_sync(
-                self._prepare, body, encoding, decode, limiter=self._limiter
-            )
+            pool = self.ctx.extras.get("decode_pool")
+            if pool is None:
+                batch = await anyio.to_thread.run_sync(
+                    self._prepare, body, encoding, decode, limiter=self._limiter
+                )
+            else:
+                async with self._limiter:
+                    fut = pool.submit(prepare, body, encoding, kind == _JSON, self.max_body)
+                    batch = to_batch(await asyncio.wrap_future(fut))
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))
         except DecodeError as exc:
             return self._error(kind, 400, str(exc))
+        except BrokenProcessPool:
+            log.error("a decode worker died; restarting the pool")
+            restart = self.ctx.extras.get("restart_decode_pool")
+            if restart is not None:
+                restart()
+            return self._error(kind, 503, "decoder restarted, retry later", retry=True)
         del body
         if batch.size:
             try:

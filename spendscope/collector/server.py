@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import duckdb
 from starlette.applications import Starlette
 
 from spendscope.collector.app import create_app
@@ -28,7 +29,7 @@ from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
 from spendscope.collector.store import Store
 
-__all__ = ["JsonLogFormatter", "build_context", "configure_logging", "run", "shutdown", "start"]
+__all__ = ["JsonLogFormatter", "build_context", "configure_logging", "rollup_now", "run", "shutdown", "start"]
 
 log = logging.getLogger("spendscope.collector")
 
@@ -84,7 +85,7 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
     )
     store.attach_writer(ctx.writer)
     scheduler.add_job(
-        lambda: _safe(lambda: store.run_write(lambda con: roll_dirty_days(con, clock()))),
+        lambda: _safe(lambda: rollup_now(ctx)),
         "interval",
         seconds=settings.rollup_interval_s,
         id="spendscope.rollups",
@@ -104,6 +105,18 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
     return ctx
 
 
+def rollup_now(ctx: CollectorContext) -> int:
+    """Re-roll every dirty day, in the writer thread; return how many days."""
+
+    def task(con: duckdb.DuckDBPyConnection) -> int:
+        n = roll_dirty_days(con, ctx.clock())
+        if ctx.writer is not None:
+            ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
+        return n
+
+    return ctx.store.run_write(task)
+
+
 def _safe(fn: Callable[[], Any]) -> None:
     try:
         fn()
@@ -111,13 +124,33 @@ def _safe(fn: Callable[[], Any]) -> None:
         log.exception("scheduled job failed")
 
 
+def _start_decode_pool(ctx: CollectorContext) -> None:
+    from spendscope.collector.workers import auto_workers, make_pool
+
+    settings = ctx.config.collector
+    n = settings.decode_workers if settings.decode_workers is not None else auto_workers()
+    if n <= 0:
+        return
+
+    def restart() -> None:
+        old = ctx.extras.get("decode_pool")
+        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+
+    ctx.extras["restart_decode_pool"] = restart
+    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+    log.info("decoding in %d worker process(es)", n)
+
+
 def start(ctx: CollectorContext) -> None:
     assert ctx.writer is not None
+    _start_decode_pool(ctx)
     ctx.writer.start()
     ctx.scheduler.start()
     # Roll up what an earlier run left dirty, off the request path.
     ctx.scheduler.add_job(
-        lambda: _safe(lambda: ctx.store.run_write(lambda con: roll_dirty_days(con, ctx.clock()))),
+        lambda: _safe(lambda: rollup_now(ctx)),
         id="spendscope.rollups.startup",
     )
 
@@ -132,6 +165,9 @@ def shutdown(ctx: CollectorContext) -> None:
             ctx.scheduler.shutdown(wait=True)
     except Exception:
         log.exception("scheduler shutdown failed")
+    pool = ctx.extras.pop("decode_pool", None)
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
     if ctx.writer is not None:
         pending = ctx.writer.pending_spans
         if not ctx.writer.stop(timeout=120):

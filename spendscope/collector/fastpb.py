@@ -1,0 +1,164 @@
+"""A faster protobuf decode of ``ExportTraceServiceRequest`` for the hot path.
+
+Walking ``KeyValue``/``AnyValue`` wrappers costs most of the decode time (a Python object per
+attribute and per value, plus ``WhichOneof``). Here upb parses the request with a wire-compatible
+"view" schema in which ``Span.attributes`` (and the resource's) are ``repeated bytes``: each
+attribute stays one raw ``KeyValue`` encoding. Raw attributes repeat a lot (provider, operation,
+model, status 200, user, feature), so they are looked up in a bounded cache; the rest are read by a
+small parser for the simple encodings (short key, one scalar value) and anything else falls back to
+the real ``KeyValue`` message. The result equals the generic decode (a test checks this).
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import cache
+from typing import Any
+
+__all__ = ["AttributeError_", "decode_attributes", "parse_request", "request_class"]
+
+_CACHE_MAX = 65_536
+_cache: dict[bytes, tuple[str, Any]] = {}
+_keys: dict[bytes, str] = {}
+_unpack_double = struct.Struct("<d").unpack_from
+
+
+class AttributeError_(ValueError):
+    """An attribute's encoding is invalid (its span is rejected, the request is not)."""
+
+
+@cache
+def request_class() -> Any:
+    """Build the view message classes once, on first use (no work at import)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FileDescriptorProto(
+        name="spendscope_otlp_view.proto", package="spendscope.view", syntax="proto3"
+    )
+    t = descriptor_pb2.FieldDescriptorProto
+
+    def msg(name: str, *fields: tuple[str, int, int, int, str | None]) -> None:
+        m = f.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            fd = m.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                fd.type_name = f".spendscope.view.{type_name}"
+
+    opt, rep = t.LABEL_OPTIONAL, t.LABEL_REPEATED
+    msg("Status", ("code", 3, t.TYPE_INT32, opt, None))
+    msg(
+        "Span",
+        ("trace_id", 1, t.TYPE_BYTES, opt, None),
+        ("span_id", 2, t.TYPE_BYTES, opt, None),
+        ("name", 5, t.TYPE_STRING, opt, None),
+        ("start_time_unix_nano", 7, t.TYPE_FIXED64, opt, None),
+        ("end_time_unix_nano", 8, t.TYPE_FIXED64, opt, None),
+        ("attributes", 9, t.TYPE_BYTES, rep, None),
+        ("status", 15, t.TYPE_MESSAGE, opt, "Status"),
+    )
+    msg("ScopeSpans", ("spans", 2, t.TYPE_MESSAGE, rep, "Span"))
+    msg("Resource", ("attributes", 1, t.TYPE_BYTES, rep, None))
+    msg(
+        "ResourceSpans",
+        ("resource", 1, t.TYPE_MESSAGE, opt, "Resource"),
+        ("scope_spans", 2, t.TYPE_MESSAGE, rep, "ScopeSpans"),
+    )
+    msg("Request", ("resource_spans", 1, t.TYPE_MESSAGE, rep, "ResourceSpans"))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("spendscope.view.Request"))
+
+
+def parse_request(body: bytes) -> Any:
+    return request_class().FromString(body)
+
+
+def _generic(raw: bytes) -> tuple[str, Any]:
+    from google.protobuf.message import DecodeError as PbDecodeError
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    from spendscope.collector.otlp import pb_value
+
+    try:
+        kv = KeyValue.FromString(raw)
+        return kv.key, pb_value(kv.value)
+    except (PbDecodeError, RecursionError) as exc:
+        raise AttributeError_(f"invalid attribute encoding: {exc}") from None
+
+
+def _simple(raw: bytes) -> tuple[str, Any] | None:
+    """Parse ``KeyValue{key: short string, value: AnyValue{one scalar}}`` or return None."""
+    n = len(raw)
+    if n < 4 or raw[0] != 0x0A:
+        return None
+    klen = raw[1]
+    if klen >= 0x80:
+        return None
+    p = 2 + klen
+    if p + 2 > n or raw[p] != 0x12:
+        return None
+    vlen = raw[p + 1]
+    p += 2
+    if vlen >= 0x80 or p + vlen != n:
+        return None
+    kb = raw[2 : 2 + klen]
+    key = _keys.get(kb)
+    if key is None:
+        try:
+            key = kb.decode()
+        except UnicodeDecodeError:
+            return None
+        if len(_keys) < 4096:
+            _keys[kb] = key
+    if vlen == 0:
+        return key, None
+    tag = raw[p]
+    if tag == 0x0A:  # string_value
+        slen = raw[p + 1]
+        if slen >= 0x80 or p + 2 + slen != n:
+            return None
+        try:
+            return key, raw[p + 2 : n].decode()
+        except UnicodeDecodeError:
+            return None
+    if tag == 0x18:  # int_value: varint
+        result = shift = 0
+        q = p + 1
+        while q < n:
+            b = raw[q]
+            q += 1
+            result |= (b & 0x7F) << shift
+            if b < 0x80:
+                if q != n:
+                    return None
+                return key, result - (1 << 64) if result >= 1 << 63 else result
+            shift += 7
+        return None
+    if tag == 0x21 and p + 9 == n:  # double_value
+        return key, _unpack_double(raw, p + 1)[0]
+    if tag == 0x10 and p + 2 == n and raw[p + 1] < 2:  # bool_value
+        return key, raw[p + 1] == 1
+    return None
+
+
+def _parse(raw: bytes) -> tuple[str, Any]:
+    parsed = _simple(raw)
+    if parsed is None:
+        parsed = _generic(raw)
+        # Short arrays (finish reasons) repeat like scalars; the cached list is shared and only read.
+        if len(raw) > 256 or isinstance(parsed[1], dict):
+            return parsed
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()  # crude but bounded; the hot values come back within a batch
+    _cache[raw] = parsed
+    return parsed
+
+
+def decode_attributes(raws: Any) -> dict[str, Any]:
+    # The common case runs at C speed: map() over the cache, then dict() of the pairs.
+    pairs: list[tuple[str, Any] | None] = list(map(_cache.get, raws))
+    if None in pairs:
+        for i, pair in enumerate(pairs):
+            if pair is None:
+                pairs[i] = _parse(raws[i])
+    return dict(pairs)  # type: ignore[arg-type]

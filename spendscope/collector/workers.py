@@ -1,0 +1,87 @@
+"""Decode worker processes: OTLP decode, normalization, pricing and Arrow conversion off the GIL.
+
+Python decoding is the collector's bottleneck (about 25 µs per span), and threads share one GIL,
+so the receiver can hand request bodies to a small pool of spawned processes. A worker returns the
+Arrow table as IPC bytes (cheap to move) plus what the writer needs; the main process keeps the
+queue, the writer and the acknowledgement, so a worker crash loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from spendscope.collector.ingest import IngestBatch, build_batch
+from spendscope.collector.otlp import decode_json, decode_protobuf, decompress
+from spendscope.collector.pricer import Pricer
+
+__all__ = ["Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
+
+_pricer: Pricer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A picklable :class:`IngestBatch` without its future."""
+
+    ipc: bytes | None
+    rejected: list[tuple[str | None, ...]]
+    ignored: int
+    keys: frozenset[tuple[str, str]]
+    days: frozenset[int]
+    lo: int
+    hi: int
+
+
+def auto_workers() -> int:
+    """One fewer than the cores (the main process serves HTTP and writes), at most 4."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _init(overrides: tuple[dict[str, Any], ...]) -> None:
+    global _pricer
+    from spendscope.pricing import PriceTable
+
+    table = PriceTable.default()
+    if overrides:
+        table = table.with_overrides(list(overrides))
+    _pricer = Pricer(table)
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent holds DuckDB and its threads, which must not be forked.
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(overrides,)
+    )
+    for _ in range(workers):
+        pool.submit(_warm)
+    return pool
+
+
+def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:
+    """Runs in a worker: the same steps as the in-process path, Arrow table serialized as IPC."""
+    assert _pricer is not None, "worker not initialized"
+    raw = decompress(body, encoding, limit)
+    spans = decode_json(raw) if is_json else decode_protobuf(raw)
+    batch = build_batch(spans, _pricer)
+    ipc: bytes | None = None
+    if batch.table is not None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.table.schema) as w:
+            w.write_table(batch.table)
+        ipc = sink.getvalue().to_pybytes()
+    return Prepared(ipc, batch.rejected, batch.ignored, batch.keys, batch.days, batch.lo, batch.hi)
+
+
+def to_batch(p: Prepared) -> IngestBatch:
+    table = pa.ipc.open_stream(p.ipc).read_all() if p.ipc is not None else None
+    return IngestBatch(table, p.rejected, p.ignored, keys=p.keys, days=p.days, lo=p.lo, hi=p.hi)
