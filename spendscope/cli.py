@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "spendscope.collector.cli",
     "spendscope.pricing.cli",
     "spendscope.demo.cli",
+    "spendscope.dashboard.cli",
 ]
 
 
