@@ -8,4 +8,4 @@ from __future__ import annotations
 
 __all__ = ["COMPONENTS"]
 
-COMPONENTS: list[str] = []
+COMPONENTS: list[str] = ["spendscope.collector.insights"]
