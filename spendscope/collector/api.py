@@ -211,6 +211,8 @@ def healthz_payload(ctx: CollectorContext) -> dict[str, Any]:
         "commits": w.commits if w else 0,
         "rows_committed": w.rows_committed if w else 0,
         "rejected_committed": w.rejected_committed if w else 0,
+        "requests": getattr(ctx.extras.get("traces_endpoint"), "requests", 0),
+        "refused_requests": getattr(ctx.extras.get("traces_endpoint"), "refused", 0),
         "price_version": ctx.prices.version,
         "started_at": _iso(ctx.started_at),
     }

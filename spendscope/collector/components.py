@@ -8,4 +8,4 @@ from __future__ import annotations
 
 __all__ = ["COMPONENTS"]
 
-COMPONENTS: list[str] = ["spendscope.collector.insights"]
+COMPONENTS: list[str] = ["spendscope.collector.insights", "spendscope.collector.sync"]

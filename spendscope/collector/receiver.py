@@ -88,10 +88,11 @@ class TracesEndpoint:
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
-                if int(declared) > self.max_body:
-                    raise TooLargeError(f"body of {declared} bytes is over the {self.max_body} byte limit")
+                size = int(declared)
             except ValueError:
                 raise DecodeError("invalid Content-Length") from None
+            if size > self.max_body:
+                raise TooLargeError(f"body of {size} bytes is over the {self.max_body} byte limit")
         chunks: list[bytes] = []
         total = 0
         async for chunk in request.stream():
