@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "spendscope.pricing.cli",
     "spendscope.demo.cli",
     "spendscope.dashboard.cli",
+    "spendscope.collector.sync.cli",
 ]
 
 

@@ -163,7 +163,6 @@ def test_429_and_503_in_the_middle_of_pagination_are_retried(fake: FakeOpenAI, s
             "action": {"status": 503, "retry_after": "0"},
         }
     )
-    slept: list[float] = []
     job = make_job(store, settings(fake.base_url, fake.admin_key))
     result = job.run()
     assert result.status == "ok", result.error
@@ -175,7 +174,6 @@ def test_429_and_503_in_the_middle_of_pagination_are_retried(fake: FakeOpenAI, s
     # The failed page was asked again with the same cursor.
     pages = [q.get("page") for q in _org_requests(fake, "/usage/completions")]
     assert pages[2] == pages[3] and pages[2] is not None
-    del slept
 
 
 def test_invalid_admin_key_is_a_clear_recorded_error(fake: FakeOpenAI, store: Store) -> None:
