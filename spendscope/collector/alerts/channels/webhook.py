@@ -1,0 +1,20 @@
+"""Generic JSON webhook: the event payload as is (see ``state.event_payload``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendscope.collector.alerts.channels import Outcome, post_json
+from spendscope.collector.alerts.channels.text import title
+from spendscope.collector.alerts.config import ChannelConfig
+
+__all__ = ["render", "send"]
+
+
+def render(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "title": title(payload), "source": "spendscope"}
+
+
+def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
+    assert channel.url is not None
+    return post_json(channel.url, render(payload), channel.timeout_s, dict(channel.headers))

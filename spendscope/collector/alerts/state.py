@@ -1,0 +1,306 @@
+"""The alert state machine (pure) and its persistence in DuckDB.
+
+ok → pending (only with ``for``) → firing → resolved; a resolved instance that becomes active again
+opens a new incident. Notifications are edges, not levels: one when firing starts, one each time the
+incident escalates (budget 50 % → 80 %) or the re-notification interval has passed, one at resolution.
+While silenced nothing is sent; a resolution is sent only for an incident that was announced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from spendscope.collector.alerts.config import RuleConfig
+from spendscope.collector.alerts.rules import Condition, Scope, scope_key
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+__all__ = [
+    "AlertState",
+    "Event",
+    "Silence",
+    "active_silences",
+    "event_payload",
+    "is_silenced",
+    "load_states",
+    "persist",
+    "step",
+    "ts",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    rule: str
+    scope_key: str
+    scope: Scope
+    kind: str
+    state: str = "ok"
+    severity: str = "warning"
+    value: float | None = None
+    threshold: float | None = None
+    level: float = 0.0
+    message: str = ""
+    pending_since: datetime | None = None
+    started_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    last_evaluated_at: datetime | None = None
+    incident: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something to tell people: firing, escalated, renotify, resolved or test."""
+
+    kind: str
+    state: AlertState
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    silence_id: int
+    rule: str
+    scope_key: str | None
+    reason: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+def is_silenced(silences: Iterable[Silence], rule: str, key: str, now: datetime) -> bool:
+    return any(s.rule == rule and s.scope_key in (None, key) and s.expires_at > now for s in silences)
+
+
+def _fire(st: AlertState, cond: Condition, now: datetime, silenced: bool) -> tuple[AlertState, Event | None]:
+    st = replace(
+        st,
+        state="firing",
+        started_at=now,
+        resolved_at=None,
+        pending_since=None,
+        incident=st.incident + 1,
+        level=cond.level,
+        last_notified_at=None,
+    )
+    if silenced:
+        return st, None
+    st = replace(st, last_notified_at=now)
+    return st, Event("firing", st, now)
+
+
+def step(
+    prev: AlertState | None,
+    cond: Condition | None,
+    rule: RuleConfig,
+    now: datetime,
+    *,
+    silenced: bool = False,
+) -> tuple[AlertState, Event | None]:
+    """One evaluation of one instance. ``cond`` None means no data, read as not active."""
+    if prev is None:
+        assert cond is not None, "an instance is born from a condition"
+        prev = AlertState(rule.name, scope_key(cond.scope), cond.scope, rule.kind, severity=rule.severity)
+    st = replace(prev, last_evaluated_at=now, severity=rule.severity, kind=rule.kind)
+    if cond is not None:
+        st = replace(st, value=cond.value, threshold=cond.threshold, message=cond.message or st.message)
+    active = cond is not None and cond.active
+
+    if not active:
+        if st.state == "pending":
+            return replace(st, state="ok", pending_since=None), None
+        if st.state == "firing":
+            announced = st.last_notified_at is not None
+            st = replace(st, state="resolved", resolved_at=now, message=_resolved_message(st, cond))
+            if announced:
+                st = replace(st, last_notified_at=now)
+                return st, Event("resolved", st, now)
+            return st, None
+        return st, None
+
+    assert cond is not None
+    if st.state in ("ok", "resolved"):
+        if rule.for_s > 0:
+            return replace(st, state="pending", pending_since=now), None
+        return _fire(st, cond, now, silenced)
+    if st.state == "pending":
+        since = st.pending_since or now
+        if (now - since).total_seconds() >= rule.for_s:
+            return _fire(st, cond, now, silenced)
+        return st, None
+    # firing
+    escalated = cond.level > st.level
+    st = replace(st, level=max(st.level, cond.level))
+    if silenced:
+        return st, None
+    if st.last_notified_at is None:
+        # Fired while silenced; the silence has ended: announce it now.
+        st = replace(st, last_notified_at=now)
+        return st, Event("firing", st, now)
+    if escalated:
+        st = replace(st, last_notified_at=now)
+        return st, Event("escalated", st, now)
+    last = st.last_notified_at
+    assert last is not None
+    if (now - last).total_seconds() >= rule.renotify_s:
+        st = replace(st, last_notified_at=now)
+        return st, Event("renotify", st, now)
+    return st, None
+
+
+def _resolved_message(st: AlertState, cond: Condition | None) -> str:
+    if cond is not None and cond.message:
+        return f"resolved: {cond.message}"
+    return f"resolved: {st.rule}{' [' + st.scope_key + ']' if st.scope_key else ''} no longer matches"
+
+
+# ---- persistence -------------------------------------------------------------------------------
+
+_STATE_COLUMNS = (
+    "rule, scope_key, scope, kind, state, severity, value, threshold, level, message, pending_since, "
+    "started_at, resolved_at, last_notified_at, last_evaluated_at, incident"
+)
+_TIME_COLUMNS = ("pending_since", "started_at", "resolved_at", "last_notified_at", "last_evaluated_at")
+# DuckDB hands TIMESTAMPTZ to Python through pytz, which we don't depend on: read epoch microseconds.
+_STATE_SELECT = ", ".join(f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in _STATE_COLUMNS.split(", "))
+
+
+def ts(us: int | None) -> datetime | None:
+    """A UTC datetime from epoch microseconds (``epoch_us(col)`` in SQL)."""
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _row_to_state(row: Sequence[Any]) -> AlertState:
+    scope_d = json.loads(row[2]) if isinstance(row[2], str) else dict(row[2] or {})
+    return AlertState(
+        rule=row[0],
+        scope_key=row[1],
+        scope=tuple(sorted(scope_d.items())),
+        kind=row[3],
+        state=row[4],
+        severity=row[5],
+        value=row[6],
+        threshold=row[7],
+        level=row[8],
+        message=row[9] or "",
+        pending_since=ts(row[10]),
+        started_at=ts(row[11]),
+        resolved_at=ts(row[12]),
+        last_notified_at=ts(row[13]),
+        last_evaluated_at=ts(row[14]),
+        incident=row[15],
+    )
+
+
+def load_states(cur: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], AlertState]:
+    rows = cur.execute(f"SELECT {_STATE_SELECT} FROM alert_state").fetchall()
+    return {(r[0], r[1]): _row_to_state(r) for r in rows}
+
+
+def active_silences(cur: duckdb.DuckDBPyConnection, now: datetime) -> list[Silence]:
+    rows = cur.execute(
+        "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
+        "FROM alert_silences WHERE expires_at > ? ORDER BY silence_id",
+        [now],
+    ).fetchall()
+    return [Silence(r[0], r[1], r[2], r[3], ts(r[4]) or now, ts(r[5]) or now) for r in rows]
+
+
+def event_payload(ev: Event) -> dict[str, Any]:
+    """The event as every channel renders it; stored with each delivery so a restart can resend it."""
+    st = ev.state
+
+    def iso(t: datetime | None) -> str | None:
+        return t.isoformat() if t else None
+
+    return {
+        "event": ev.kind,
+        "rule": st.rule,
+        "kind": st.kind,
+        "scope": dict(st.scope),
+        "scope_key": st.scope_key,
+        "state": st.state,
+        "severity": st.severity,
+        "value": st.value,
+        "threshold": st.threshold,
+        "message": st.message,
+        "started_at": iso(st.started_at),
+        "resolved_at": iso(st.resolved_at),
+        "at": iso(ev.at),
+        "incident": st.incident,
+        "dedup_key": f"spendscope/{st.rule}/{st.scope_key or '-'}/{st.incident}",
+    }
+
+
+def persist(
+    con: duckdb.DuckDBPyConnection,
+    states: Iterable[AlertState],
+    events: Iterable[Event],
+    channels_for: Mapping[str, Sequence[str]],
+) -> list[int]:
+    """Write changed states, their events and the deliveries (outbox) in one transaction.
+
+    Returns the new delivery ids. Either everything of a tick is stored or nothing: a crash between
+    deciding to notify and recording it can neither lose the notification nor send it twice.
+    """
+    delivery_ids: list[int] = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for st in states:
+            con.execute(
+                f"INSERT OR REPLACE INTO alert_state ({_STATE_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    st.rule,
+                    st.scope_key,
+                    json.dumps(dict(st.scope)),
+                    st.kind,
+                    st.state,
+                    st.severity,
+                    st.value,
+                    st.threshold,
+                    st.level,
+                    st.message,
+                    st.pending_since,
+                    st.started_at,
+                    st.resolved_at,
+                    st.last_notified_at,
+                    st.last_evaluated_at,
+                    st.incident,
+                ],
+            )
+        for ev in events:
+            delivery_ids.extend(_record_event(con, ev, channels_for.get(ev.state.rule, ())))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return delivery_ids
+
+
+def _record_event(con: duckdb.DuckDBPyConnection, ev: Event, channels: Sequence[str]) -> list[int]:
+    st = ev.state
+    row = con.execute(
+        "INSERT INTO alert_events VALUES (nextval('alert_event_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING event_id",
+        [st.rule, st.scope_key, st.incident, ev.kind, ev.at, st.severity, st.value, st.threshold, st.message],
+    ).fetchone()
+    assert row is not None
+    payload = json.dumps(event_payload(ev))
+    ids: list[int] = []
+    for ch in channels:
+        d = con.execute(
+            "INSERT INTO alert_deliveries (delivery_id, event_id, rule, scope_key, channel, status, "
+            "attempts, next_attempt_at, payload, created_at) VALUES "
+            "(nextval('alert_delivery_seq'), ?, ?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING delivery_id",
+            [row[0], st.rule, st.scope_key, ch, ev.at, payload, ev.at],
+        ).fetchone()
+        assert d is not None
+        ids.append(int(d[0]))
+    return ids
