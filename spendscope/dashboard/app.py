@@ -1,6 +1,6 @@
-"""The Streamlit entry point: navigation between the pages and the shared sidebar filters.
+"""The Streamlit app: navigation between the pages and the shared sidebar filters.
 
-``streamlit run`` executes this file as ``__main__``; importing it does nothing.
+``streamlit run spendscope/dashboard/pages/_main.py`` calls :func:`main`; importing this does nothing.
 """
 
 from __future__ import annotations
@@ -69,7 +69,3 @@ def main() -> None:
     nav = st.navigation(pages)
     _sidebar()
     nav.run()
-
-
-if __name__ == "__main__":
-    main()

@@ -18,7 +18,8 @@ from spendscope.dashboard.client import API_ENV, DEFAULT_API, TOKEN_ENV
 __all__ = ["APP_PATH", "DEFAULT_PORT", "dashboard_command", "register", "run_dashboard"]
 
 DEFAULT_PORT = 8501
-APP_PATH = Path(__file__).with_name("app.py")
+# The entry script; app.py holds the logic (see pages/_main.py for why it is not the entry).
+APP_PATH = Path(__file__).with_name("pages") / "_main.py"
 
 
 def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:

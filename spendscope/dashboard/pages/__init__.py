@@ -1,0 +1,1 @@
+"""Streamlit page scripts (run by path through st.navigation, not imported)."""
