@@ -22,8 +22,8 @@ import duckdb
 from spendscope.collector.sync import db
 from spendscope.collector.sync.client import AdminApiError, AdminClient, AuthError
 from spendscope.collector.sync.config import SyncSettings
-from spendscope.collector.sync.estimate import estimate_row
-from spendscope.collector.sync.parse import Page, cost_rows, usage_rows
+from spendscope.collector.sync.estimate import Estimate, estimate_row
+from spendscope.collector.sync.parse import CostRow, UsageRow, cost_rows, usage_rows
 from spendscope.pricing import PriceTable
 
 __all__ = ["EndpointReport", "RunResult", "SyncBusyError", "SyncJob", "window_start"]
@@ -261,24 +261,27 @@ class SyncJob:
             else:
                 resume_from = None if last_page else state.resume_from
 
+            # Parse and price outside the writer thread: it only compares and writes.
+            crows = [r for b in page.buckets for r in cost_rows(b)] if is_costs else []
+            urows = [] if is_costs else [r for b in page.buckets for r in usage_rows(endpoint, b)]
+            priced = [(r, estimate_row(r, table)) for r in urows]
+            span = (page.buckets[0].start, page.buckets[-1].end) if page.buckets else None
+
             def commit_page(
                 con: duckdb.DuckDBPyConnection,
-                page: Page = page,
+                span: tuple[int, int] | None = span,
+                crows: list[CostRow] = crows,
+                priced: list[tuple[UsageRow, Estimate]] = priced,
                 resume_from: int | None = resume_from,
                 synced_through: int | None = synced_through,
             ) -> tuple[int, db.WriteCounts]:
                 con.begin()
                 try:
-                    read, counts = 0, db.WriteCounts()
-                    if page.buckets:
-                        span = (page.buckets[0].start, page.buckets[-1].end)
+                    counts = db.WriteCounts()
+                    if span is not None:
                         if is_costs:
-                            crows = [r for b in page.buckets for r in cost_rows(b)]
-                            read, counts = len(crows), db.write_cost_page(con, span, crows)
+                            counts = db.write_cost_page(con, span, crows)
                         else:
-                            urows = [r for b in page.buckets for r in usage_rows(endpoint, b)]
-                            priced = [(r, estimate_row(r, table)) for r in urows]
-                            read = len(urows)
                             counts = db.write_usage_page(con, endpoint, span, width, priced)
                     db.save_state(
                         con,
@@ -292,7 +295,7 @@ class SyncJob:
                 except BaseException:
                     con.rollback()
                     raise
-                return read, counts
+                return len(crows) + len(priced), counts
 
             read, counts = self._write(commit_page)
             report.buckets += len(page.buckets)
