@@ -103,7 +103,7 @@ severity = "critical"
 name = "error-rate"
 kind = "error_rate"
 window = "5m"
-threshold = 0.05
+threshold_pct = 5
 min_calls = 20
 channels = ["demo-sink"]
 """

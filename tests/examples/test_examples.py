@@ -110,12 +110,29 @@ def test_otel_collector_config_forwards_to_spendscope() -> None:
 
 
 def test_collector_config_example_is_valid() -> None:
-    path = EXAMPLES / "collector_config" / "spendscope.toml"
-    if not path.exists():
-        pytest.skip("collector config example not written yet")
-    data = tomllib.loads(path.read_text())
+    from spendscope.collector.alerts.config import parse_alerts
     from spendscope.collector.config import load_config
+    from spendscope.collector.sync.config import parse_sync_settings
 
-    config = load_config(path)
-    assert config is not None
-    assert "alerts" in data and "sync" in data
+    path = EXAMPLES / "collector_config" / "spendscope.toml"
+    raw = tomllib.loads(path.read_text())
+    env = {"SLACK_WEBHOOK_URL": "http://hooks.local/x", "PAGERDUTY_ROUTING_KEY": "k", "SMTP_PASSWORD": "p"}
+    config = load_config(path, env)
+    assert config.collector.port == 4318
+    alerts = parse_alerts(raw, str(path), env)
+    assert {rule.kind for rule in alerts.rules} >= {
+        "budget",
+        "error_rate",
+        "insufficient_quota",
+        "capture_rate",
+    }
+    assert set(alerts.channels) == {"finance-slack", "oncall-pagerduty", "ops-webhook", "finance-email"}
+    assert parse_sync_settings(raw, {"OPENAI_ADMIN_KEY": "sk-admin-x"}).enabled
+
+
+def test_demo_config_is_valid() -> None:
+    from spendscope.collector.alerts.config import parse_alerts
+    from spendscope.demo.runner import demo_config
+
+    raw = tomllib.loads(demo_config("http://127.0.0.1:9", "20s"))
+    assert {rule.name for rule in parse_alerts(raw, "demo").rules} >= {"daily-budget", "quota-exhausted"}
