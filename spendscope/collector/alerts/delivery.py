@@ -67,6 +67,9 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._in_flight: set[int] = set()
+        # Last attempt recorded per delivery: a pass that read its rows before that write committed
+        # sees an older attempt count and must not send again.
+        self._recorded: dict[int, int] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -83,7 +86,8 @@ class DeliveryWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Sends in progress finish (each is bounded by its channel's timeout) so their outcome is recorded.
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -109,7 +113,7 @@ class DeliveryWorker:
         futures: list[Future[None]] = []
         for delivery_id, channel, attempts, payload in rows:
             with self._lock:
-                if delivery_id in self._in_flight:
+                if delivery_id in self._in_flight or self._recorded.get(delivery_id, 0) > attempts:
                     continue
                 self._in_flight.add(delivery_id)
             body = json.loads(payload) if isinstance(payload, str) else payload
@@ -127,6 +131,11 @@ class DeliveryWorker:
                 outcome = self._sender(channel, payload)
                 max_attempts = channel.max_attempts
             self._record(delivery_id, attempts + 1, outcome, time.monotonic() - started, max_attempts)
+            with self._lock:
+                self._recorded[delivery_id] = attempts + 1
+                if len(self._recorded) > 10_000:
+                    for key in list(self._recorded)[:5_000]:
+                        del self._recorded[key]
         except Exception:
             log.exception("recording delivery %s failed", delivery_id)
         finally:

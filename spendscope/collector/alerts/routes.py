@@ -34,20 +34,25 @@ def list_alerts(
     marks = ", ".join("?" for _ in states)
     rows = cur.execute(
         f"""
+        WITH summary AS (
+            SELECT e.rule, e.scope_key, e.incident,
+                   count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+                   count(*) FILTER (WHERE d.status = 'pending') AS pending,
+                   count(*) FILTER (WHERE d.status = 'failed') AS failed,
+                   arg_max(d.last_error, d.last_attempt_at) FILTER (WHERE d.last_error IS NOT NULL)
+                       AS last_error
+            FROM alert_events e JOIN alert_deliveries d USING (event_id)
+            GROUP BY ALL
+        )
         SELECT s.rule, s.scope_key, s.scope, s.kind, s.state, s.severity, s.value, s.threshold,
                epoch_us(s.started_at), epoch_us(s.resolved_at), epoch_us(s.last_notified_at), s.message,
                s.incident, epoch_us(s.last_evaluated_at),
-               count(d.delivery_id) FILTER (WHERE d.status = 'delivered'),
-               count(d.delivery_id) FILTER (WHERE d.status = 'pending'),
-               count(d.delivery_id) FILTER (WHERE d.status = 'failed'),
-               arg_max(d.last_error, d.last_attempt_at) FILTER (WHERE d.last_error IS NOT NULL),
+               coalesce(m.delivered, 0), coalesce(m.pending, 0), coalesce(m.failed, 0), m.last_error,
                EXISTS (SELECT 1 FROM alert_silences z WHERE z.rule = s.rule
                        AND (z.scope_key IS NULL OR z.scope_key = s.scope_key) AND z.expires_at > ?)
         FROM alert_state s
-        LEFT JOIN alert_events e ON e.rule = s.rule AND e.scope_key = s.scope_key AND e.incident = s.incident
-        LEFT JOIN alert_deliveries d ON d.event_id = e.event_id
+        LEFT JOIN summary m ON m.rule = s.rule AND m.scope_key = s.scope_key AND m.incident = s.incident
         WHERE s.state IN ({marks})
-        GROUP BY ALL
         ORDER BY (s.state = 'firing') DESC, coalesce(s.resolved_at, s.started_at) DESC NULLS LAST, s.rule
         LIMIT ?
         """,
