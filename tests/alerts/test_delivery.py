@@ -147,6 +147,19 @@ def test_payload_shapes_firing_and_resolve(
         store.close()
 
 
+def wait_attempts(store: Store, n: int, timeout: float = 10.0) -> None:
+    """Until ``n`` attempts are recorded (the receiver sees a request before its outcome is written)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur = store.cursor()
+        row = cur.execute("SELECT count(*) FROM alert_delivery_attempts").fetchone()
+        cur.close()
+        if row and row[0] >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {n} attempts recorded")
+
+
 def wait_settled(store: Store, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,11 +191,15 @@ def test_failing_receiver_is_retried_with_backoff_and_surfaces(tmp_path: Path, r
         assert receiver.counts[path] == 1  # not retried before the backoff has passed
         row = list_alerts(store.cursor(), "firing", clock())[0]
         assert row["deliveries"]["pending"] == 1 and "HTTP 500" in row["deliveries"]["last_error"]
+        wait_attempts(store, 1)
         clock.advance(seconds=30)
         worker.wake()
-        while receiver.counts.get(path, 0) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        clock.advance(seconds=60)  # second backoff doubles
+        wait_attempts(store, 2)
+        clock.advance(seconds=59)  # the second backoff doubles
+        worker.wake()
+        time.sleep(0.3)
+        assert receiver.counts[path] == 2
+        clock.advance(seconds=1)
         worker.wake()
         receiver.wait_for(lambda g: any(x.path == path for x in g))
         assert receiver.counts[path] == 3
@@ -232,10 +249,11 @@ def test_hanging_receiver_never_blocks_evaluation(tmp_path: Path, receiver: Rece
     text = (
         rules_text(receiver.url, free_port(), "hang")
         .replace(f"{receiver.url}/ok/hang/hook", f"{receiver.url}/hang/x/hook")
-        .replace('headers = {X-Team = "ops"}', 'headers = {X-Team = "ops"}\ntimeout_s = 0.5')
+        .replace('headers = {X-Team = "ops"}', 'headers = {X-Team = "ops"}\ntimeout_s = 4')
         .replace('["slack", "hook", "pd", "mail"]', '["hook", "slack"]')
     )
     engine, worker = make(store, clock, text, retry_base_s=60)
+    receiver.hang_s = 6.0
     try:
         quota_error(store, clock)
         started = time.monotonic()
@@ -243,8 +261,11 @@ def test_hanging_receiver_never_blocks_evaluation(tmp_path: Path, receiver: Rece
         for _ in range(5):  # ticks go on at full speed while the hook hangs
             clock.advance(minutes=1)
             engine.tick()
-        assert time.monotonic() - started < 1.5
         receiver.wait_for(lambda g: any(x.path == "/ok/hang/slack" for x in g))  # other channels unaffected
+        # All ticks are done and Slack delivered while the hook's first attempt is still hanging.
+        assert time.monotonic() - started < 4.0
+        hook = [d for d in list_deliveries(store.cursor(), None, 10) if d["channel"] == "hook"]
+        assert hook[0]["attempts"] == 0
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             failed = [d for d in list_deliveries(store.cursor(), None, 10) if d["channel"] == "hook"]
@@ -253,6 +274,7 @@ def test_hanging_receiver_never_blocks_evaluation(tmp_path: Path, receiver: Rece
             time.sleep(0.05)
         assert "Timeout" in failed[0]["last_error"] and failed[0]["status"] == "pending"
     finally:
+        receiver.hang_s = 2.0
         worker.stop()
         store.close()
 
