@@ -151,7 +151,7 @@ class Pricer:
         day = start_ns // _NS_PER_DAY
         e = self._linear(model, tier, batch, day)
         if e is None:
-            if not (inp or out or in_audio or out_audio):
+            if not any(tokens):  # the engine's "empty usage": nothing billable, whatever the model
                 return None, "free", 0
             return None, "unpriced", None
         if (

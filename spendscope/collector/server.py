@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -186,8 +187,14 @@ def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     import uvicorn
 
+    from spendscope.pricing import PriceDataError
+
     configure_logging(config.collector.log_level)
-    ctx = build_context(config)
+    try:
+        ctx = build_context(config)
+    except PriceDataError as exc:
+        log.error("%s: %s", config.path or "config", exc)
+        return 2
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,6 +225,10 @@ def run(config: Config) -> int:
         server_header=False,
     )
     server = uvicorn.Server(uv_config)
+    # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal once it has shut down; with
+    # these handlers in place that re-raise is a no-op and the process exits 0 after the cleanup.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     try:
         server.run()
     finally:

@@ -33,7 +33,12 @@ def _run_app(module: str, *args: str, env: dict[str, str] | None = None) -> None
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPENDSCOPE_"))}
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True, timeout=120
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
 

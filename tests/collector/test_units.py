@@ -1,0 +1,220 @@
+"""Pure parts of the collector: decode, normalize, pricing cache, config, query building."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spendscope.collector.api import BadRequest, parse_group_by, parse_time
+from spendscope.collector.cli import parse_since
+from spendscope.collector.config import ConfigError, load_config
+from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
+from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic
+from spendscope.collector.pricer import Pricer, pico_to_decimal
+from spendscope.collector.queries import build_spend
+from spendscope.pricing import PriceTable, Usage, price_usage
+from tests.collector.helpers import genai_attrs, make_request, span_dict
+
+pytestmark = pytest.mark.server
+
+_attr_values = st.one_of(
+    st.text(max_size=300),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.binary(max_size=20),
+    st.lists(st.one_of(st.text(max_size=10), st.integers(min_value=0, max_value=10**6)), max_size=4),
+    st.dictionaries(st.text(max_size=5), st.integers(min_value=0, max_value=9), max_size=2),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.text(min_size=0, max_size=200), _attr_values, max_size=8), max_size=5))
+def test_fast_decode_equals_generic_decode(attr_sets: list[dict[str, object]]) -> None:
+    req = make_request(
+        [span_dict(a, start_ns=1_700_000_000_000_000_000 + i) for i, a in enumerate(attr_sets)]
+    )
+    body = req.SerializeToString()
+    # Twice: the second pass is served from the attribute cache.
+    assert decode_protobuf(body) == decode_protobuf_generic(body)
+    assert decode_protobuf(body) == decode_protobuf_generic(body)
+
+
+def _span(attrs: dict[str, object], **kw: object) -> SpanData:
+    base = {
+        "trace_id": b"\x01" * 16,
+        "span_id": b"\x02" * 8,
+        "name": "chat",
+        "start_ns": 1_700_000_000_000_000_000,
+        "end_ns": 1_700_000_001_500_000_000,
+        "status_error": False,
+        "attributes": attrs,
+        "resource": {"service.name": "svc"},
+    }
+    base.update(kw)
+    return SpanData(**base)  # type: ignore[arg-type]
+
+
+def _row(attrs: dict[str, object], **kw: object) -> dict[str, object]:
+    row = normalize(_span(attrs, **kw))
+    assert row is not None
+    return dict(zip(ROW_FIELDS, row, strict=True))
+
+
+def test_normalize_current_and_deprecated_names() -> None:
+    r = _row(
+        {
+            "gen_ai.system": "openai",
+            "llm.request.type": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.prompt_tokens": "12",
+            "gen_ai.usage.completion_tokens": 3.0,
+            "gen_ai.usage.cache_creation.input_tokens": 4,
+            "gen_ai.openai.response.service_tier": "default",
+            "llm.is_streaming": "true",
+            "http.status_code": 200,
+        }
+    )
+    assert (r["provider"], r["operation"], r["api"], r["model"]) == (
+        "openai",
+        "chat",
+        "chat_completions",
+        "gpt-4o",
+    )
+    assert (r["input_tokens"], r["output_tokens"], r["cache_write_input_tokens"]) == (12, 3, 4)
+    assert r["service_tier"] == "default" and r["stream"] is True and r["status_code"] == 200
+    assert r["service"] == "svc" and r["end_ns"] - r["start_ns"] == 1_500_000_000
+    # The successor name wins over the deprecated one.
+    r = _row(
+        genai_attrs(
+            **{"gen_ai.usage.cache_write.input_tokens": 7, "gen_ai.usage.cache_creation.input_tokens": 9}
+        )
+    )
+    assert r["cache_write_input_tokens"] == 7
+
+
+def test_normalize_sdk_attributes_and_errors() -> None:
+    r = _row(
+        genai_attrs(
+            "gpt-4o",
+            **{
+                "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "http.response.status_code": 429,
+                "error.type": "rate_limit_exceeded",
+                "spendscope.tag.team": "core",
+                "spendscope.tag.n": 5,
+                "spendscope.user": "u",
+                "spendscope.attempt": 1,
+                "spendscope.retry_after_s": 2,
+                "openai.api.type": "responses",
+                "spendscope.batch": True,
+            },
+        )
+    )
+    assert r["model"] == "gpt-4o-2024-08-06" and r["request_model"] == "gpt-4o"
+    assert r["is_error"] is True and r["error_type"] == "rate_limit_exceeded" and r["attempt"] == 1
+    assert sorted(r["tags"]) == [("n", "5"), ("team", "core")]  # type: ignore[arg-type]
+    assert r["retry_after_s"] == 2.0 and r["api"] == "responses" and r["batch"] is True
+    assert r["input_tokens"] is None, "absent counts stay NULL, never 0"
+    assert _row(genai_attrs(), status_error=True)["is_error"] is True  # transport failure
+    assert normalize(_span({"db.system": "x"})) is None
+    with pytest.raises(Rejected, match="without a model"):
+        normalize(_span({"gen_ai.provider.name": "openai"}))
+    with pytest.raises(Rejected, match="must be a boolean"):
+        normalize(_span(genai_attrs(**{"gen_ai.request.stream": 2.5})))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    model=st.sampled_from(
+        [
+            "gpt-4o-mini",
+            "gpt-4o-2024-08-06",
+            "gpt-4.1",
+            "o3-mini",
+            "text-embedding-3-small",
+            "gpt-4o-audio-preview",
+            "unknown-model-x",
+            "gpt-5",
+        ]
+    ),
+    tier=st.sampled_from([None, "default", "flex", "priority", "auto", "weird"]),
+    batch=st.booleans(),
+    days_ago=st.integers(min_value=0, max_value=900),
+    counts=st.lists(
+        st.one_of(st.none(), st.integers(min_value=0, max_value=400_000)), min_size=7, max_size=7
+    ),
+    is_error=st.booleans(),
+)
+def test_pricer_agrees_with_the_engine(
+    model: str, tier: str | None, batch: bool, days_ago: int, counts: list[int | None], is_error: bool
+) -> None:
+    table = PriceTable.default()
+    pricer = Pricer(table)
+    at = datetime(2026, 6, 1, 12, tzinfo=UTC) - timedelta(days=days_ago)
+    start_ns = int(at.timestamp()) * 10**9
+    price_id, status, pico = pricer.price(
+        model, tier, batch, start_ns=start_ns, is_error=is_error, tokens=counts
+    )
+    if all(c is None for c in counts):
+        assert pico == (0 if is_error else None)
+        return
+    usage = Usage(*[c or 0 for c in counts])
+    expected = price_usage(table, model, at, usage, service_tier=tier, batch=batch)
+    assert status == expected.status
+    assert price_id == expected.price_id
+    if expected.cost is None:
+        assert pico is None
+    else:
+        assert pico is not None
+        assert abs(pico_to_decimal(pico) - expected.cost) < pico_to_decimal(1)
+
+
+def test_config_file_env_and_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(
+        '[collector]\nport = 9999\ndb = "/x/a.duckdb"\n[sync]\nanything = 1\n[retention]\ncalls_days = 90\n'
+    )
+    c = load_config(f, env={"SPENDSCOPE_DB": "/y/b.duckdb", "SPENDSCOPE_TOKEN": "t"})
+    assert c.collector.port == 9999 and c.collector.db_path == "/y/b.duckdb" and c.token == "t"
+    assert c.retention.calls_days == 90 and c.raw["sync"] == {"anything": 1}
+    assert load_config(f, env={}, db="/z.duckdb", port=1).collector.db_path == "/z.duckdb"
+    c = load_config(None, env={"SPENDSCOPE_CONFIG": str(f)})
+    assert c.path == str(f)
+    f.write_text('[collector]\nport = "eighty"\n')
+    with pytest.raises(ConfigError, match=r"c\.toml: collector\.port must be an integer"):
+        load_config(f, env={})
+    f.write_text("[collector]\nprot = 1\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(f, env={})
+    f.write_text("[collector\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(f, env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml", env={})
+    f.write_text("[[pricing.overrides]]\ninput_per_mtok = 1\n")
+    with pytest.raises(ConfigError, match=r"pricing\.overrides\[0\]\.model"):
+        load_config(f, env={})
+
+
+def test_query_inputs_and_rollup_routing() -> None:
+    assert parse_time("x", "2026-01-02") == datetime(2026, 1, 2, tzinfo=UTC)
+    assert parse_time("x", "2026-01-02T03:00:00+01:00") == datetime(2026, 1, 2, 2, tzinfo=UTC)
+    with pytest.raises(BadRequest, match="time zone"):
+        parse_time("start", "2026-01-02T03:00:00")
+    with pytest.raises(BadRequest, match="start: 'soon'"):
+        parse_time("start", "soon")
+    assert parse_group_by("day, model") == ["day", "model"]
+    with pytest.raises(BadRequest, match="repeated"):
+        parse_group_by("day,day")
+    s, e = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC)
+    assert "rollup_daily" in build_spend(s, e, ["day", "model"]).sql
+    assert "rollup_daily" not in build_spend(s, e, ["user"]).sql
+    assert "rollup_daily" not in build_spend(s, s + timedelta(hours=5), ["model"]).sql
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since("2026-01-01", now) == datetime(2026, 1, 1, tzinfo=UTC)
