@@ -18,7 +18,7 @@ def stacked_spend_chart(df: pd.DataFrame, *, bucket: str) -> Any:
         .mark_bar()
         .encode(
             x=alt.X("bucket:T", title="hour (UTC)" if bucket == "hour" else "day (UTC)"),
-            y=alt.Y("sum(cost):Q", title="spend (USD)", axis=alt.Axis(format="$,.2f")),
+            y=alt.Y("sum(cost):Q", title="spend (USD)", axis=alt.Axis(format="$,.4~f")),
             color=alt.Color("key:N", title=None),
             tooltip=["bucket:T", "key:N", alt.Tooltip("sum(cost):Q", format="$,.4f"), "calls:Q"],
         )

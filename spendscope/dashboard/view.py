@@ -51,7 +51,8 @@ app with `OTEL_SERVICE_NAME`, and attribute calls with
 
 # Column kind → how its cells are shown; the CSV keeps the raw API values.
 _MONEY = ("_usd",)
-_PCT = ("rate", "share", "headroom_pct", "capture_rate")
+_PCT = ("rate", "share", "_pct")
+_PCT_PREFIX = ("share_",)
 _SECONDS = ("_s",)
 
 
@@ -113,7 +114,7 @@ def _display_value(column: str, value: Any) -> Any:
         return "unpriced" if column.endswith(_MONEY) else "—"
     if column.endswith(_MONEY):
         return format_money(value)
-    if column.endswith(_PCT):
+    if column.endswith(_PCT) or column.startswith(_PCT_PREFIX):
         return format_percent(value)
     if column.endswith(_SECONDS) and isinstance(value, int | float):
         return format_seconds(value)
