@@ -3,7 +3,7 @@
 import streamlit as st
 
 from spendscope.dashboard import view
-from spendscope.dashboard.formatting import format_money, format_percent
+from spendscope.dashboard.formatting import format_money, format_percent, parse_money
 
 st.title("Reconciliation")
 st.caption(
@@ -12,26 +12,39 @@ st.caption(
 )
 f = view.filters()
 if f.active:
-    st.info("The bill has no per-model, user or feature split: only the date range applies here.")
-group = st.segmented_control("Group by", ["day", "project"], default="day", key="recon-by") or "day"
+    st.info("The bill has no per-user or feature split: only the date range applies on this page.")
+group = st.segmented_control("Group by", ["day", "project", "model"], default="day", key="recon-by") or "day"
 data = view.fetch("/api/v1/reconciliation", {**f.range_params(), "group_by": group})
 rows = data.get("rows", [])
-if not rows:
+totals = data.get("totals") or {}
+
+c1, c2, c3 = st.columns(3)
+c1.metric("Tracked", format_money(totals.get("tracked_usd"), unpriced="$0.00"))
+c2.metric("Billed", format_money(totals.get("billed_usd"), unpriced="—"))
+c3.metric("Capture rate", format_percent(totals.get("capture_rate")))
+view.show_unpriced(sum(r.get("unpriced_calls") or 0 for r in rows), "tracked spend")
+if group == "model":
+    st.caption(
+        "The Costs API has no model split: billed is empty by model; the estimate prices Usage API tokens."
+    )
+billed = parse_money(totals.get("billed_usd"))
+if not billed:
     st.info(
         "No billed spend to compare with yet. Set `OPENAI_ADMIN_KEY` for the collector so it syncs the "
-        "Costs API, or run `spendscope sync`."
+        "Usage and Costs APIs, or run `spendscope sync`."
     )
+if not rows:
+    view.show_empty()
     st.stop()
-
-tracked = view.sum_money(r.get("tracked_usd") for r in rows)
-billed = view.sum_money(r.get("billed_usd") for r in rows)
-c1, c2, c3 = st.columns(3)
-c1.metric("Tracked", format_money(tracked, unpriced="$0.00"))
-c2.metric("Billed", format_money(billed, unpriced="—"))
-rate = (tracked / billed) if tracked is not None and billed else None
-c3.metric("Capture rate", format_percent(rate))
-totals = data.get("totals") or {}
-view.show_unpriced(totals.get("unpriced_calls"), "tracked spend")
-cols = [group, "tracked_usd", "billed_usd", "capture_rate"]
-extra = [k for k in rows[0] if k not in cols]
-view.show_table(rows, name=f"reconciliation-by-{group}", columns=cols + extra)
+cols = [
+    group,
+    "tracked_usd",
+    "billed_usd",
+    "capture_rate",
+    "untracked_usd",
+    "estimated_usd",
+    "calls",
+    "unpriced_calls",
+]
+cols += [k for k in rows[0] if k not in cols]
+view.show_table(rows, name=f"reconciliation-by-{group}", columns=cols)
