@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "spendscope.demo.cli",
     "spendscope.dashboard.cli",
     "spendscope.collector.sync.cli",
+    "spendscope.collector.alerts.cli",
 ]
 
 

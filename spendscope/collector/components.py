@@ -8,4 +8,8 @@ from __future__ import annotations
 
 __all__ = ["COMPONENTS"]
 
-COMPONENTS: list[str] = ["spendscope.collector.insights", "spendscope.collector.sync"]
+COMPONENTS: list[str] = [
+    "spendscope.collector.insights",
+    "spendscope.collector.sync",
+    "spendscope.collector.alerts",
+]

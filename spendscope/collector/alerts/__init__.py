@@ -25,7 +25,12 @@ def setup(ctx: CollectorContext) -> None:
     from spendscope.collector.alerts.routes import alert_routes
 
     config = parse_alerts(ctx.config.raw, ctx.config.path)
-    worker = DeliveryWorker(ctx.store, config.channels, ctx.clock)
+    worker = DeliveryWorker(
+        ctx.store,
+        config.channels,
+        ctx.clock,
+        should_stop=lambda: bool(ctx.extras.get("shut_down") or ctx.store.closed),
+    )
     engine = AlertEngine(config, ctx.store, ctx.clock, worker)
     ctx.extras["alerts"] = engine
     ctx.routes.extend(alert_routes(engine))
@@ -47,5 +52,6 @@ def setup(ctx: CollectorContext) -> None:
             max_instances=1,
             coalesce=True,
         )
-    worker.start()
+    if config.channels:
+        worker.start()
     log.info("alerts: %d rule(s), %d channel(s)", len(config.rules), len(config.channels))

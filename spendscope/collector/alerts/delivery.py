@@ -55,7 +55,9 @@ class DeliveryWorker:
         retry_max_s: float = 600.0,
         pool_size: int = 4,
         sender: Callable[[ChannelConfig, dict[str, Any]], Outcome] = send,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._should_stop = should_stop
         self.store = store
         self.channels = dict(channels)
         self.clock = clock
@@ -91,6 +93,8 @@ class DeliveryWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._should_stop():  # the collector is shutting down and closes the store
+                return
             try:
                 self.dispatch_due()
             except Exception:  # the worker must outlive a bad row or a closed store

@@ -150,18 +150,23 @@ def alert_routes(engine: AlertEngine) -> list[Route]:
         limit = _limit(request, 500)
         now = engine.clock()
         rows = await run_in_threadpool(read, lambda cur: list_alerts(cur, state, now, limit))
+        # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
+        return JSONResponse({"rows": rows})
+
+    async def status(request: Request) -> Response:
         failed = await run_in_threadpool(read, lambda cur: list_deliveries(cur, "failed", 20))
         tick = engine.last_tick
         return JSONResponse(
             {
-                "state": state,
-                "rows": rows,
                 "rules": [
-                    {"name": r.name, "kind": r.kind, "severity": r.severity} for r in engine.config.rules
+                    {"name": r.name, "kind": r.kind, "severity": r.severity, "channels": list(r.channels)}
+                    for r in engine.config.rules
                 ],
-                "failed_deliveries": failed,
+                "channels": [{"name": c.name, "type": c.type} for c in engine.config.channels.values()],
+                "interval_s": engine.config.interval_s,
                 "last_evaluated_at": _iso(tick.at) if tick else None,
                 "rule_errors": tick.errors if tick else {},
+                "failed_deliveries": failed,
             }
         )
 
@@ -263,6 +268,7 @@ def alert_routes(engine: AlertEngine) -> list[Route]:
 
     return [
         Route("/api/v1/alerts", guard(alerts), methods=["GET"]),
+        Route("/api/v1/alerts/status", guard(status), methods=["GET"]),
         Route("/api/v1/alerts/deliveries", guard(deliveries), methods=["GET"]),
         Route("/api/v1/alerts/silences", guard(silences), methods=["GET"]),
         Route("/api/v1/alerts/silences", guard(add_silence), methods=["POST"]),
