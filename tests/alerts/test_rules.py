@@ -425,3 +425,34 @@ def test_failed_query_keeps_state(store: Store) -> None:
     assert kinds(r) == [] and "quota" in r.errors  # can't tell is not fine: no resolution
     store.run_write(lambda con: con.execute("ALTER TABLE calls RENAME COLUMN error_type_x TO error_type"))
     assert kinds(eng.tick()) == [("resolved", "")]
+
+
+def test_group_by_tag_and_disabled_rules(store: Store) -> None:
+    clock = Clock(T0)
+    text = QUOTA + 'group_by = ["tag:team"]\n' + QUOTA.replace('"quota"', '"off"') + "enabled = false\n"
+    eng = engine_for(store, clock, text)
+    add_call(store, T0 - timedelta(seconds=5), error_type="insufficient_quota", tags={"team": "search"})
+    add_call(store, T0 - timedelta(seconds=5), error_type="rate_limit_exceeded", tags={"team": "chat"})
+    assert kinds(eng.tick()) == [("firing", "tag:team=search")]
+
+
+def test_pending_that_clears_never_notifies(store: Store) -> None:
+    clock = Clock(T0)
+    eng = engine_for(store, clock, QUOTA + 'for = "5m"\n')
+    add_call(store, T0 - timedelta(seconds=5), error_type="insufficient_quota")
+    assert kinds(eng.tick()) == []
+    cur = store.cursor()
+    assert cur.execute("SELECT state FROM alert_state").fetchall() == [("pending",)]
+    clock.advance(minutes=16)  # gone before the 5 minutes were up at a later check
+    assert kinds(eng.tick()) == []
+    assert cur.execute("SELECT state FROM alert_state").fetchall() == [("ok",)]
+    cur.close()
+
+
+def test_config_rejects_bad_tag_key() -> None:
+    from spendscope.collector.alerts.config import AlertsConfigError
+
+    from .helpers import config
+
+    with pytest.raises(AlertsConfigError, match="group_by"):
+        config(QUOTA + 'group_by = ["tag:it\'s"]\n')

@@ -65,6 +65,7 @@ _COMMON_RULE_KEYS = frozenset(
     {"name", "kind", "severity", "scope", "group_by", "channels", "renotify", "for", "enabled"}
 )
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -101,6 +102,7 @@ class RuleConfig:
     renotify_s: int
     for_s: int
     params: Mapping[str, Any]  # the kind's own keys, validated and defaulted
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +213,14 @@ def _check_keys(r: _Reader, table: Mapping[str, Any], allowed: frozenset[str], w
 
 
 def _dimension(r: _Reader, name: Any, where: str) -> str:
-    if isinstance(name, str) and (name in DIMENSIONS or (name.startswith("tag:") and len(name) > 4)):
+    if isinstance(name, str) and (
+        name in DIMENSIONS or (name.startswith("tag:") and _TAG_KEY.match(name[4:]))
+    ):
         return name
-    raise r.err(where, f"unknown dimension {name!r} (use {', '.join(DIMENSIONS)} or tag:<key>)")
+    raise r.err(
+        where,
+        f"unknown dimension {name!r} (use {', '.join(DIMENSIONS)} or tag:<key> with key in [A-Za-z0-9_.:/-])",
+    )
 
 
 def _channel(r: _Reader, name: str, table: Any) -> ChannelConfig:
@@ -412,6 +419,7 @@ def _rule(
         renotify_s=r.duration(t, "renotify", where, defaults["renotify_s"]),
         for_s=r.duration(t, "for", where, defaults["for_s"], allow_zero=True),
         params=_params(r, kind, t, where),
+        enabled=enabled,
     )
 
 

@@ -63,6 +63,8 @@ class AlertEngine:
             silences = active_silences(cur, now)
             changed: list[AlertState] = []
             for rule in self.config.rules:
+                if not rule.enabled:
+                    continue
                 try:
                     conditions = evaluate(rule, samples(cur, rule, now), now)
                 except (duckdb.Error, ValueError, ArithmeticError) as exc:
