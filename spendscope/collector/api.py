@@ -99,9 +99,16 @@ def _read(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
 async def spend(ctx: CollectorContext, request: Request) -> Response:
     start, end = _range(ctx, request)
     keys = parse_group_by(request.query_params.get("group_by"))
-    query = q.build_spend(start, end, keys, use_rollup=request.query_params.get("rollup") != "false")
-    raw = await run_in_threadpool(_read, ctx, query)
-    rows, totals = q.spend_rows(raw)
+    use_rollup = request.query_params.get("rollup") != "false"
+
+    def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        cur = ctx.store.cursor()
+        try:
+            return q.run_spend(cur, start, end, keys, use_rollup=use_rollup)
+        finally:
+            cur.close()
+
+    rows, totals = await run_in_threadpool(read)
     return JSONResponse(
         {"start": _iso(start), "end": _iso(end), "group_by": keys, "rows": rows, "totals": totals}
     )

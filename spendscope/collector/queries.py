@@ -7,9 +7,10 @@ exact and still fast. Group keys are whitelisted: user input never reaches the S
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ import duckdb
 from spendscope.pricing import money_str
 
 __all__ = [
+    "DIRTY_DAYS_SQL",
     "GROUP_KEYS",
     "LATENCY_GROUP_KEYS",
     "ROLLUP_KEYS",
@@ -63,7 +65,7 @@ _TOKENS = (
     "input_audio_tokens",
     "output_audio_tokens",
 )
-_DIRTY = "(SELECT day FROM rollup_state WHERE dirty)"
+DIRTY_DAYS_SQL = "SELECT day FROM rollup_state WHERE dirty"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,41 @@ def _day_ceil(t: datetime) -> date:
     return d if t.time() == datetime.min.time() else d + timedelta(days=1)
 
 
-def build_spend(start: datetime, end: datetime, keys: Sequence[str], *, use_rollup: bool = True) -> Query:
-    """Spend, tokens, calls and errors grouped by ``keys`` for calls with start in [start, end)."""
+def _base_ranges(
+    start: datetime, end: datetime, d0: date, d1: date, dirty: Collection[date]
+) -> list[tuple[datetime, datetime]]:
+    """Time ranges to read from ``calls``: partial edge days and dirty whole days, merged."""
+
+    def at(d: date) -> datetime:
+        return datetime.combine(d, time(), tzinfo=UTC)
+
+    ranges: list[tuple[datetime, datetime]] = []
+    if start < at(d0):
+        ranges.append((start, min(end, at(d0))))
+    for d in sorted(x for x in dirty if d0 <= x < d1):
+        lo, hi = at(d), at(d) + timedelta(days=1)
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    if at(d1) < end and d0 <= d1:
+        lo = max(start, at(d1))
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((lo, end))
+    return ranges
+
+
+def build_spend(
+    start: datetime, end: datetime, keys: Sequence[str], dirty_days: Collection[date] | None = None
+) -> Query:
+    """Spend, tokens, calls and errors grouped by ``keys`` for calls with start in [start, end).
+
+    With ``dirty_days`` (the days whose rollup is stale, see :data:`DIRTY_DAYS_SQL`) whole clean days
+    come from ``rollup_daily`` and the rest from ``calls``, one time range per run of days, so each
+    part can skip row groups by its start-time zone maps. ``None`` reads ``calls`` only.
+    """
     sel = _select_keys(keys)
     base_metrics = (
         "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
@@ -98,13 +133,16 @@ def build_spend(start: datetime, end: datetime, keys: Sequence[str], *, use_roll
         + "sum(cost_usd) AS cost_usd, count(cost_usd) AS priced_calls, "
         "count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
     )
-    base_where = "start_time >= $start AND start_time < $end"
     params: dict[str, Any] = {"start": start, "end": end}
     d0, d1 = _day_ceil(start), end.date()
-    if not use_rollup or not set(keys) <= ROLLUP_KEYS or d0 >= d1:
-        sql = f"SELECT {sel}{base_metrics} FROM calls WHERE {base_where}{_group(keys)}{_order(keys)}"
+    if dirty_days is None or not set(keys) <= ROLLUP_KEYS or d0 >= d1:
+        sql = (
+            f"SELECT {sel}{base_metrics} FROM calls WHERE start_time >= $start AND start_time < $end"
+            f"{_group(keys)}{_order(keys)}"
+        )
         return Query(sql, params)
-    params.update(d0=d0, d1=d1)
+    stale = sorted(d for d in dirty_days if d0 <= d < d1)
+    params.update(d0=d0, d1=d1, stale=stale)
     roll_metrics = (
         "sum(calls) AS calls, sum(errors) AS errors, "
         + "".join(f"sum({t}) AS {t}, " for t in _TOKENS)
@@ -112,14 +150,18 @@ def build_spend(start: datetime, end: datetime, keys: Sequence[str], *, use_roll
         "sum(unpriced_calls) AS unpriced_calls"
     )
     plain = "".join(f"{k}, " for k in keys)
-    roll_keys = "".join(f"{k}, " for k in keys)
+    parts = [
+        f"SELECT {plain}{roll_metrics} FROM rollup_daily WHERE day >= $d0 AND day < $d1 "
+        f"AND NOT list_contains($stale::DATE[], day){_group(keys)}"
+    ]
+    for i, (lo, hi) in enumerate(_base_ranges(start, end, d0, d1, stale)):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+        parts.append(
+            f"SELECT {sel}{base_metrics} FROM calls "
+            f"WHERE start_time >= $lo{i} AND start_time < $hi{i}{_group(keys)}"
+        )
     sql = (
-        f"WITH parts AS ("
-        f"SELECT {roll_keys}{roll_metrics} FROM rollup_daily "
-        f"WHERE day >= $d0 AND day < $d1 AND day NOT IN {_DIRTY}{_group(keys)} "
-        f"UNION ALL BY NAME "
-        f"SELECT {sel}{base_metrics} FROM calls WHERE {base_where} "
-        f"AND (day < $d0 OR day >= $d1 OR day IN {_DIRTY}){_group(keys)}) "
+        f"WITH parts AS ({' UNION ALL BY NAME '.join(parts)}) "
         f"SELECT {plain}sum(calls)::BIGINT AS calls, sum(errors)::BIGINT AS errors, "
         + "".join(f"sum({t})::HUGEINT AS {t}, " for t in _TOKENS)
         + "sum(cost_usd) AS cost_usd, sum(priced_calls)::BIGINT AS priced_calls, "
@@ -184,7 +226,9 @@ def to_json_value(v: Any) -> Any:
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]]:
     # Through Arrow: DuckDB's own Python conversion of TIMESTAMPTZ needs pytz, Arrow uses zoneinfo.
-    table = con.sql(q.sql, params=q.params).to_arrow_table()
+    # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
+    params = {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
+    table = con.sql(q.sql, params=params).to_arrow_table()
     return [{k: to_json_value(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
@@ -208,5 +252,13 @@ def spend_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[s
     return rows, totals
 
 
-def run_spend(con: duckdb.DuckDBPyConnection, q: Query) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return spend_rows(fetch_dicts(con, q))
+def run_spend(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    keys: Sequence[str],
+    *,
+    use_rollup: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    dirty = [r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()] if use_rollup else None
+    return spend_rows(fetch_dicts(con, build_spend(start, end, keys, dirty)))

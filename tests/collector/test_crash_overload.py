@@ -133,7 +133,7 @@ def test_overload_bounded_queue_nothing_acked_lost(tmp_path: Path) -> None:
         log_refused = col.get("/healthz").json()
         col.terminate()
         col.kill()
-    acked, failed = _read_results([o for _, o in procs])
+    acked, _failed = _read_results([o for _, o in procs])
     stored = _stored(db, "overload")
     assert acked <= stored.keys(), "an acknowledged span is missing"
     assert set(stored.values()) == {1}

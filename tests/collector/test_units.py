@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -212,9 +212,21 @@ def test_query_inputs_and_rollup_routing() -> None:
     with pytest.raises(BadRequest, match="repeated"):
         parse_group_by("day,day")
     s, e = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC)
-    assert "rollup_daily" in build_spend(s, e, ["day", "model"]).sql
-    assert "rollup_daily" not in build_spend(s, e, ["user"]).sql
-    assert "rollup_daily" not in build_spend(s, s + timedelta(hours=5), ["model"]).sql
+    assert "rollup_daily" in build_spend(s, e, ["day", "model"], []).sql
+    assert "rollup_daily" not in build_spend(s, e, ["day", "model"], None).sql
+    assert "rollup_daily" not in build_spend(s, e, ["user"], []).sql
+    assert "rollup_daily" not in build_spend(s, s + timedelta(hours=5), ["model"], []).sql
+    # Partial first day, two dirty days in a row and a partial last day: three ranges from calls.
+    q = build_spend(
+        s + timedelta(hours=3), e + timedelta(hours=2), ["model"], [date(2026, 1, 5), date(2026, 1, 6)]
+    )
+    assert (q.params["lo0"], q.params["hi0"]) == (s + timedelta(hours=3), datetime(2026, 1, 2, tzinfo=UTC))
+    assert (q.params["lo1"], q.params["hi1"]) == (
+        datetime(2026, 1, 5, tzinfo=UTC),
+        datetime(2026, 1, 7, tzinfo=UTC),
+    )
+    assert (q.params["lo2"], q.params["hi2"]) == (e, e + timedelta(hours=2))
+    assert "lo3" not in q.params
     now = datetime(2026, 1, 10, tzinfo=UTC)
     assert parse_since("7d", now) == now - timedelta(days=7)
     assert parse_since("2026-01-01", now) == datetime(2026, 1, 1, tzinfo=UTC)
