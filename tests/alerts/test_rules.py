@@ -456,3 +456,14 @@ def test_config_rejects_bad_tag_key() -> None:
 
     with pytest.raises(AlertsConfigError, match="group_by"):
         config(QUOTA + 'group_by = ["tag:it\'s"]\n')
+
+
+def test_rule_removed_from_config_closes_quietly(store: Store) -> None:
+    clock = Clock(T0)
+    add_call(store, T0 - timedelta(seconds=5), error_type="insufficient_quota")
+    assert kinds(engine_for(store, clock, QUOTA).tick()) == [("firing", "")]
+    clock.advance(minutes=1)
+    assert kinds(engine_for(store, clock, UNPRICED).tick()) == []
+    cur = store.cursor()
+    assert cur.execute("SELECT rule, state FROM alert_state").fetchall() == [("quota", "resolved")]
+    cur.close()

@@ -8,6 +8,7 @@ worker. See docs/alerts.md.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def setup(ctx: CollectorContext) -> None:
             id="spendscope.alerts",
             max_instances=1,
             coalesce=True,
+            # First evaluation right after start, so a restart notices resolutions without waiting.
+            next_run_time=datetime.now(UTC) + timedelta(seconds=2),
         )
     if config.channels:
         worker.start()

@@ -75,6 +75,7 @@ class AlertEngine:
                 new_states, events = self._step_rule(rule, conditions, states, now, silences)
                 changed.extend(new_states)
                 result.events.extend(events)
+            changed.extend(self._orphans(states, now))
         finally:
             cur.close()
         if changed or result.events:
@@ -84,6 +85,25 @@ class AlertEngine:
             self.worker.wake()
         self.last_tick = result
         return result
+
+    def _orphans(self, states: dict[tuple[str, str], AlertState], now: datetime) -> list[AlertState]:
+        """Open instances of rules removed or disabled in the config: close them quietly.
+
+        Their channels may be gone too, and nobody asked to hear about this rule any more; without
+        this they would show as firing forever.
+        """
+        live = {r.name for r in self.config.rules if r.enabled}
+        return [
+            replace(
+                st,
+                state="resolved",
+                resolved_at=now,
+                last_evaluated_at=now,
+                message=f"resolved: rule {st.rule} is no longer configured",
+            )
+            for (rule, _), st in states.items()
+            if rule not in live and st.state in ("pending", "firing")
+        ]
 
     def _step_rule(
         self,
