@@ -62,9 +62,26 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     env = {**os.environ, "SPENDSCOPE_TOKEN": TOKEN}
     env.pop("SPENDSCOPE_CONFIG", None)
     env.pop("OPENAI_ADMIN_KEY", None)
+    # One rule the seeded data breaks (3 of 14 calls failed), evaluated often, so a firing alert shows.
+    config = tmp / "spendscope.toml"
+    config.write_text(
+        '[alerts]\ninterval = "1s"\n\n[[alerts.rules]]\nname = "errors"\nkind = "error_rate"\n'
+        'threshold_pct = 10\nwindow = "2h"\nmin_calls = 5\n'
+    )
     log = (tmp / "collector.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spendscope", "collector", "--port", str(port), "--db", str(tmp / "t.duckdb")],
+        [
+            sys.executable,
+            "-m",
+            "spendscope",
+            "collector",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp / "t.duckdb"),
+            "--config",
+            str(config),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

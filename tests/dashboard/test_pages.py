@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -164,13 +165,17 @@ def test_reliability_page(app: AppTest, collector: Collector) -> None:
     assert list(t_lat["ttfc_p50_s"]) == [format_seconds(r["ttfc_p50_s"]) for r in lat]
 
 
-def test_alerts_page(app: AppTest, collector: Collector) -> None:
+def test_alerts_page_shows_the_firing_alert(app: AppTest, collector: Collector) -> None:
+    deadline = time.monotonic() + 20
+    firing: list[dict] = []
+    while time.monotonic() < deadline and not firing:
+        firing = collector.get("/api/v1/alerts", state="firing")["rows"]
+        time.sleep(0.3)
+    assert [r["rule"] for r in firing] == ["errors"], "the seeded error rate should fire the rule"
     at = _open(app, "alerts")
-    firing = collector.get("/api/v1/alerts", state="firing")["rows"]
-    if firing:
-        assert f"{len(firing)} alert(s) firing" in _texts(at)
-    else:
-        assert "No alerts firing." in _texts(at)
+    assert "1 alert(s) firing" in _texts(at)
+    assert list(at.dataframe[0].value["rule"]) == ["errors"]
+    assert list(at.dataframe[0].value["state"]) == ["firing"]
 
 
 def test_pricing_page_lists_unpriced_models(app: AppTest, collector: Collector) -> None:
