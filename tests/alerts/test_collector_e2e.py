@@ -125,6 +125,15 @@ def test_alerts_in_a_running_collector(tmp_path: Path, receiver: Receiver) -> No
             assert key in row
         deliveries = httpx.get(f"{col.url}/api/v1/alerts/deliveries", timeout=10).json()["rows"]
         assert {d["event"] for d in deliveries} == {"test", "firing"}
+        listed = subprocess.run(
+            [sys.executable, "-m", "spendscope", "alerts", "list", "--api", col.url],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert listed.returncode == 0 and listed.stdout.startswith("firing    critical quota since")
         silence = httpx.post(
             f"{col.url}/api/v1/alerts/silences", json={"rule": "quota", "duration": "1h"}, timeout=10
         )
