@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from spendscope.dashboard.client import API_ENV, DEFAULT_API, TOKEN_ENV
 
-__all__ = ["APP_PATH", "DEFAULT_PORT", "dashboard_command", "register", "run_dashboard"]
+__all__ = ["APP_PATH", "DEFAULT_PORT", "dashboard_argv", "dashboard_command", "register", "run_dashboard"]
 
 DEFAULT_PORT = 8501
 # The entry script; app.py holds the logic (see pages/_main.py for why it is not the entry).
@@ -43,6 +44,14 @@ def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "--client.toolbarMode",
         "viewer",
     ]
+
+
+def dashboard_argv(port: int = DEFAULT_PORT, api: str = DEFAULT_API) -> list[str]:
+    """``spendscope dashboard`` as argv, for supervisors that start children by command line (the demo).
+
+    The token is read from the inherited ``SPENDSCOPE_TOKEN``; SIGTERM stops the Streamlit child too.
+    """
+    return [sys.executable, "-m", "spendscope", "dashboard", "--port", str(port), "--api", api]
 
 
 def run_dashboard(
@@ -74,15 +83,21 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     print(f"spendscope dashboard: http://{args.host}:{args.port}/ reading {args.api}", file=sys.stderr)
     proc = run_dashboard(args.port, args.api, token, host=args.host)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # one path for Ctrl-C and a supervisor's SIGTERM
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
         try:
-            return proc.wait(timeout=10)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            return proc.wait()
+            proc.wait()
+        return 0
 
 
 def register(subparsers: Any) -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from spendscope.cli import build_parser
-from spendscope.dashboard.cli import APP_PATH, dashboard_command
+from spendscope.dashboard.cli import APP_PATH, dashboard_argv, dashboard_command
 from spendscope.dashboard.client import ApiClient, ApiError, client_from_env
+from tests.dashboard.conftest import free_port, wait_http
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -92,3 +97,31 @@ def test_cli_registers_dashboard_with_contract_defaults(monkeypatch: pytest.Monk
     assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)]
     assert cmd[cmd.index("--server.port") + 1] == "9000" and "--server.headless" in cmd
     assert APP_PATH.exists()
+
+
+@pytest.mark.slow
+def test_dashboard_argv_serves_and_sigterm_stops_streamlit_too() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        dashboard_argv(port=port, api="http://127.0.0.1:9"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the test can then check the whole group is gone
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        # No Streamlit left behind in the session.
+        for _ in range(50):
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("streamlit child outlived the dashboard command")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
