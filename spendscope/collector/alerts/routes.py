@@ -42,6 +42,7 @@ def list_alerts(
                    arg_max(d.last_error, d.last_attempt_at) FILTER (WHERE d.last_error IS NOT NULL)
                        AS last_error
             FROM alert_events e JOIN alert_deliveries d USING (event_id)
+            WHERE e.event <> 'test'
             GROUP BY ALL
         )
         SELECT s.rule, s.scope_key, s.scope, s.kind, s.state, s.severity, s.value, s.threshold,
