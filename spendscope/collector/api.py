@@ -117,13 +117,20 @@ async def spend(ctx: CollectorContext, request: Request) -> Response:
 async def latency(ctx: CollectorContext, request: Request) -> Response:
     start, end = _range(ctx, request)
     keys = parse_group_by(request.query_params.get("group_by", "model"), q.LATENCY_GROUP_KEYS)
-    raw = await run_in_threadpool(_read, ctx, q.build_latency(start, end, keys))
-    rows = []
-    for r in raw:
-        lat, ttfc = r.pop("latency") or [None] * 3, r.pop("ttfc") or [None] * 2
-        r.update(p50_s=lat[0], p95_s=lat[1], p99_s=lat[2], ttfc_p50_s=ttfc[0], ttfc_p95_s=ttfc[1])
-        rows.append(r)
-    return JSONResponse({"start": _iso(start), "end": _iso(end), "group_by": keys, "rows": rows})
+    exact = request.query_params.get("exact") == "true"
+
+    def read() -> list[dict[str, Any]]:
+        cur = ctx.store.cursor()
+        try:
+            return q.run_latency(cur, start, end, keys, exact=exact)
+        finally:
+            cur.close()
+
+    rows = await run_in_threadpool(read)
+    approximate = not exact and set(keys) <= q.HIST_KEYS
+    return JSONResponse(
+        {"start": _iso(start), "end": _iso(end), "group_by": keys, "approximate": approximate, "rows": rows}
+    )
 
 
 async def errors(ctx: CollectorContext, request: Request) -> Response:

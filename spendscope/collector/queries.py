@@ -21,14 +21,18 @@ from spendscope.pricing import money_str
 __all__ = [
     "DIRTY_DAYS_SQL",
     "GROUP_KEYS",
+    "HIST_KEYS",
     "LATENCY_GROUP_KEYS",
     "ROLLUP_KEYS",
     "Query",
+    "bucket_seconds",
     "build_errors",
     "build_latency",
+    "build_latency_hist",
     "build_ratelimits",
     "build_spend",
     "fetch_dicts",
+    "run_latency",
     "run_spend",
     "spend_rows",
     "to_json_value",
@@ -180,6 +184,103 @@ def build_latency(start: datetime, end: datetime, keys: Sequence[str]) -> Query:
         f"FROM calls WHERE start_time >= $start AND start_time < $end{_group(keys)}{_order(keys)}"
     )
     return Query(sql, {"start": start, "end": end})
+
+
+HIST_KEYS = frozenset({"day", "model"})
+
+
+def build_latency_hist(
+    start: datetime, end: datetime, keys: Sequence[str], dirty_days: Collection[date]
+) -> Query:
+    """Approximate percentiles (±2.2%) from the daily latency histograms plus live buckets.
+
+    Clean whole days come from ``rollup_latency_daily``; edge and dirty days are bucketed from
+    ``calls`` on the fly, by start-time range. Answers ``keys``, ``metric`` and the bucket of each
+    percentile (see :func:`bucket_seconds`).
+    """
+    from spendscope.collector.rollups import LATENCY_BUCKET_SQL
+
+    d0, d1 = _day_ceil(start), end.date()
+    stale = sorted(d for d in dirty_days if d0 <= d < d1)
+    params: dict[str, Any] = {"d0": d0, "d1": d1, "stale": stale}
+    sel = "".join(f"{GROUP_KEYS[k]} AS {k}, " for k in keys)
+    plain = "".join(f"{k}, " for k in keys)
+    parts = [
+        f"SELECT {plain}metric, bucket, n FROM rollup_latency_daily WHERE day >= $d0 AND day < $d1 "
+        "AND NOT list_contains($stale::DATE[], day)"
+    ]
+    ranges = _base_ranges(start, end, d0, d1, stale) if d0 < d1 else [(start, end)]
+    for i, (lo, hi) in enumerate(ranges):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+        for metric, col in (("duration", "duration_s"), ("ttfc", "ttfc_s")):
+            parts.append(
+                f"SELECT {sel}'{metric}' AS metric, {LATENCY_BUCKET_SQL.format(x=col)} AS bucket, "
+                "count(*) AS n "
+                f"FROM calls WHERE start_time >= $lo{i} AND start_time < $hi{i} AND NOT is_error "
+                f"AND {col} IS NOT NULL GROUP BY ALL"
+            )
+    part = f"PARTITION BY {plain}metric"
+    sql = (
+        f"WITH h AS (SELECT {plain}metric, bucket, sum(n) AS n FROM ({' UNION ALL BY NAME '.join(parts)}) "
+        f"GROUP BY ALL), c AS (SELECT *, "
+        f"sum(n) OVER ({part} ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum, "
+        f"sum(n) OVER ({part}) AS tot FROM h) "
+        f"SELECT {plain}metric, min(bucket) FILTER (WHERE cum >= 0.5 * tot) AS b50, "
+        "min(bucket) FILTER (WHERE cum >= 0.95 * tot) AS b95, "
+        "min(bucket) FILTER (WHERE cum >= 0.99 * tot) AS b99 "
+        "FROM c GROUP BY ALL"
+    )
+    return Query(sql, params)
+
+
+def bucket_seconds(bucket: int | None) -> float | None:
+    """The geometric middle of a latency bucket, in seconds."""
+    return None if bucket is None else float(2 ** ((bucket + 0.5) / 16) / 1000)
+
+
+def run_latency(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    keys: Sequence[str],
+    *,
+    exact: bool = False,
+) -> list[dict[str, Any]]:
+    """Latency rows: exact ``quantile_cont`` on calls, or histogram percentiles when the keys allow."""
+    if exact or not set(keys) <= HIST_KEYS:
+        rows = []
+        for r in fetch_dicts(con, build_latency(start, end, keys)):
+            lat, ttfc = r.pop("latency") or [None] * 3, r.pop("ttfc") or [None] * 2
+            r.update(p50_s=lat[0], p95_s=lat[1], p99_s=lat[2], ttfc_p50_s=ttfc[0], ttfc_p95_s=ttfc[1])
+            rows.append(r)
+        return rows
+    dirty = [r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()]
+    counts = fetch_dicts(con, build_spend(start, end, keys, dirty))
+    hist = fetch_dicts(con, build_latency_hist(start, end, keys, dirty))
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in counts:
+        k = tuple(r[x] for x in keys)
+        by_key[k] = {
+            **{x: r[x] for x in keys},
+            "calls": r["calls"],
+            "errors": r["errors"],
+            "p50_s": None,
+            "p95_s": None,
+            "p99_s": None,
+            "ttfc_p50_s": None,
+            "ttfc_p95_s": None,
+        }
+    for h in hist:
+        row = by_key.get(tuple(h[x] for x in keys))
+        if row is None:
+            continue
+        if h["metric"] == "duration":
+            row.update(
+                p50_s=bucket_seconds(h["b50"]), p95_s=bucket_seconds(h["b95"]), p99_s=bucket_seconds(h["b99"])
+            )
+        else:
+            row.update(ttfc_p50_s=bucket_seconds(h["b50"]), ttfc_p95_s=bucket_seconds(h["b95"]))
+    return list(by_key.values())
 
 
 def build_errors(start: datetime, end: datetime, keys: Sequence[str]) -> Query:

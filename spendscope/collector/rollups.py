@@ -9,7 +9,7 @@ import duckdb
 
 from spendscope.collector.config import RetentionSettings
 
-__all__ = ["apply_retention", "roll_dirty_days"]
+__all__ = ["LATENCY_BUCKET_SQL", "apply_retention", "roll_dirty_days"]
 
 log = logging.getLogger("spendscope.collector.rollups")
 
@@ -24,6 +24,17 @@ _ROLLUP_SQL = (
 )
 
 
+# Shared with the query side: the histogram bucket of a duration in seconds.
+LATENCY_BUCKET_SQL = "CAST(floor(16 * log2(greatest({x}, 0.000001) * 1000)) AS SMALLINT)"
+_LATENCY_SQL = (
+    "INSERT INTO rollup_latency_daily "
+    f"SELECT day, model, 'duration', {LATENCY_BUCKET_SQL.format(x='duration_s')} AS b, count(*) FROM calls "
+    "WHERE day IN (SELECT day FROM dirty_days) AND NOT is_error AND duration_s IS NOT NULL GROUP BY ALL "
+    f"UNION ALL SELECT day, model, 'ttfc', {LATENCY_BUCKET_SQL.format(x='ttfc_s')} AS b, count(*) FROM calls "
+    "WHERE day IN (SELECT day FROM dirty_days) AND NOT is_error AND ttfc_s IS NOT NULL GROUP BY ALL"
+)
+
+
 def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
     """Recompute the rollup of every dirty day in one transaction; return how many days."""
     con.execute("BEGIN TRANSACTION")
@@ -34,6 +45,8 @@ def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
         if n:
             con.execute("DELETE FROM rollup_daily WHERE day IN (SELECT day FROM dirty_days)")
             con.execute(_ROLLUP_SQL)
+            con.execute("DELETE FROM rollup_latency_daily WHERE day IN (SELECT day FROM dirty_days)")
+            con.execute(_LATENCY_SQL)
             con.execute(
                 "UPDATE rollup_state SET dirty = false, rolled_at = $now "
                 "WHERE day IN (SELECT day FROM dirty_days)",
@@ -76,6 +89,7 @@ def apply_retention(
             deleted["rollup_daily"] = _count(
                 con.execute("DELETE FROM rollup_daily WHERE day < $d", {"d": cutoff})
             )
+            con.execute("DELETE FROM rollup_latency_daily WHERE day < $d", {"d": cutoff})
             con.execute("DELETE FROM rollup_state WHERE day < $d", {"d": cutoff})
         con.execute("COMMIT")
     except BaseException:
