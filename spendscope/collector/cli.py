@@ -70,7 +70,12 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"spendscope collector: {exc}", file=sys.stderr)
         return 2
-    return run(config)
+    try:
+        return run(config)
+    except ConfigError as exc:
+        # Components (sync, alerts) parse their own sections at start: same clear one-line error.
+        print(f"spendscope collector: {exc}", file=sys.stderr)
+        return 2
 
 
 def api_get(api: str, path: str, params: dict[str, str], timeout: float = 30.0) -> Any:
