@@ -104,7 +104,7 @@ def show_unpriced(unpriced_calls: int | None, where: str = "these totals") -> No
     """Flag totals that leave out unpriced calls: they are unknown, not free."""
     if unpriced_calls:
         st.warning(
-            f"⚠ {format_count(unpriced_calls)} unpriced call(s) are not included in {where}: "
+            f"{format_count(unpriced_calls)} unpriced call(s) are not included in {where}: "
             "their model has no price. See the Pricing page."
         )
 

@@ -33,7 +33,7 @@ def _columns(rows):
 st.title("Alerts")
 firing = view.fetch_rows("/api/v1/alerts", {"state": "firing"})
 if firing:
-    st.error(f"🔔 {len(firing)} alert(s) firing")
+    st.error(f"{len(firing)} alert(s) firing")
 else:
     st.success("No alerts firing.")
 view.show_table(firing, name="alerts-firing", columns=_columns(firing))

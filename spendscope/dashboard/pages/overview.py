@@ -41,6 +41,6 @@ except view.ApiError as err:
     st.caption(f"Alerts unavailable: {err.message}")
 else:
     if firing:
-        st.error(f"🔔 {len(firing)} alert(s) firing — see the Alerts page.")
+        st.error(f"{len(firing)} alert(s) firing — see the Alerts page.")
     else:
         st.success("No alerts firing.")

@@ -11,7 +11,7 @@ st.subheader("Unpriced models")
 unpriced = view.fetch_rows("/api/v1/insights/unpriced", f.params())
 if unpriced:
     st.warning(
-        f"⚠ {len(unpriced)} model(s) have calls with no price: their spend is unknown and left out of "
+        f"{len(unpriced)} model(s) have calls with no price: their spend is unknown and left out of "
         "totals. Add a `[[pricing.overrides]]` row in the collector config, then reprice."
     )
     view.show_table(unpriced, name="unpriced-models")
