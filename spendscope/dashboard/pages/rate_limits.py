@@ -47,6 +47,7 @@ view.show_table(
 )
 
 st.subheader("Latest headers per model and project")
+st.caption("From /api/v1/ratelimits: since the start of the range, without the sidebar's dimension filters.")
 latest = view.fetch_rows("/api/v1/ratelimits", {"since": f.range_params()["start"]})
 view.show_table(
     latest,
