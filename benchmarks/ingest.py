@@ -158,7 +158,9 @@ def _health(port: int) -> dict[str, Any]:
     return doc
 
 
-def run_collector_bench(total_spans: int, senders: int, workdir: Path) -> dict[str, float]:
+def run_collector_bench(
+    total_spans: int, senders: int, workdir: Path, decode_workers: int | None = None
+) -> dict[str, float]:
     import subprocess
 
     from tests.collector.helpers import free_port
@@ -167,8 +169,12 @@ def run_collector_bench(total_spans: int, senders: int, workdir: Path) -> dict[s
     db = workdir / "bench.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
     log = (workdir / "collector.log").open("wb")
+    cmd = [sys.executable, "-m", "spendscope", "collector", "--port", str(port), "--db", str(db)]
+    if decode_workers is not None:
+        (workdir / "bench.toml").write_text(f"[collector]\ndecode_workers = {decode_workers}\n")
+        cmd += ["--config", str(workdir / "bench.toml")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spendscope", "collector", "--port", str(port), "--db", str(db)],
+        cmd,
         env=env,
         stdout=log,
         stderr=log,
@@ -254,7 +260,10 @@ def run_baseline(n_requests: int, workdir: Path) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__.split("\n")[0])
     parser.add_argument("--spans", type=int, default=300_000, help="spans to send (default 300k)")
-    parser.add_argument("--senders", type=int, default=4, help="concurrent sender processes")
+    parser.add_argument("--senders", type=int, default=16, help="concurrent sender processes (app instances)")
+    parser.add_argument(
+        "--decode-workers", type=int, default=None, help="collector decode_workers (default: auto)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run (30k spans)")
     args = parser.parse_args(argv)
     total = 30_000 if args.quick else args.spans
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         print(f"ingest: {total:,} spans in {BATCH}-span OTLP protobuf requests, {args.senders} senders")
         base = run_baseline(max(20, min(200, total // BATCH // 4)), work)
-        res = run_collector_bench(total, args.senders, work)
+        res = run_collector_bench(total, args.senders, work, args.decode_workers)
         print(
             f"  collector end to end: {res['spans_per_s']:,.0f} spans/s "
             f"({res['spans']:,} spans acknowledged in {res['seconds']:.2f} s, {res['commits']} commits, "

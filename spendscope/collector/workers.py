@@ -39,8 +39,13 @@ class Prepared:
 
 
 def auto_workers() -> int:
-    """One fewer than the cores (the main process serves HTTP and writes), at most 4."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """As many as the cores, at most 4; none on one core.
+
+    The main process mostly waits (HTTP and DuckDB release the GIL), so on 2 cores two workers
+    measured faster than one (16k against 12k spans/s in the ingest benchmark).
+    """
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(4, cores)
 
 
 def _init(overrides: tuple[dict[str, Any], ...]) -> None:
