@@ -50,7 +50,12 @@ def auto_workers() -> int:
 
 def _init(overrides: tuple[dict[str, Any], ...]) -> None:
     global _pricer
+    import signal
+
     from spendscope.pricing import PriceTable
+
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     table = PriceTable.default()
     if overrides:
