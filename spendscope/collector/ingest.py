@@ -410,8 +410,14 @@ class Writer:
                 return self._queue.popleft()  # type: ignore[return-value]
             # Group commit: a short linger lets concurrent requests share one transaction, which
             # costs one WAL flush instead of one per request.
-            if self._linger and not self._stop and self._queued_spans() < self._batch_spans:
-                self._cond.wait(self._linger)
+            if self._linger and not self._stop:
+                # Every offer() notifies: keep waiting until the deadline or a full batch.
+                deadline = time.monotonic() + self._linger
+                while not self._stop and self._queued_spans() < self._batch_spans:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
             group: list[IngestBatch] = []
             n = 0
             while self._queue and n < self._batch_spans and isinstance(self._queue[0], IngestBatch):
