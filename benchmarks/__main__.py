@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("sdk", "ingest", "query")
+BENCHMARKS = ("sdk", "ingest", "query", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -196,10 +197,24 @@ def run_collector_bench(
             p.start()
         for _ in procs:
             ready.acquire()
+        depths: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:  # queue depth tells whether the writer or the decoding is the bottleneck
+            while not stop.wait(0.1):
+                try:
+                    depths.append(int(_health(port)["queue_spans"]))
+                except (OSError, ValueError, KeyError):
+                    pass
+
+        sampler = threading.Thread(target=sample, daemon=True)
         t0 = time.perf_counter()
         go.set()
+        sampler.start()
         outs = [results.get(timeout=900) for _ in procs]
         elapsed = time.perf_counter() - t0
+        stop.set()
+        sampler.join(5)
         for p in procs:
             p.join(30)
         acked = sum(o[0] for o in outs)
@@ -212,6 +227,7 @@ def run_collector_bench(
             "refused_503": refused,
             "rows_committed": health["rows_committed"],
             "commits": health["commits"],
+            "mean_queue_spans": sum(depths) / len(depths) if depths else 0.0,
         }
     finally:
         proc.terminate()
@@ -277,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
             f"({res['spans']:,} spans acknowledged in {res['seconds']:.2f} s, {res['commits']} commits, "
             f"{res['refused_503']} 503 answers retried)"
         )
+        print(f"  mean writer queue depth during the run: {res['mean_queue_spans']:,.0f} spans")
         print(f"  ratio collector / plain DuckDB Arrow insert: {res['spans_per_s'] / base:.3f}")
         print("  target: >= 30,000 spans/s sustained")
         if res["rows_committed"] != res["spans"]:
