@@ -56,11 +56,25 @@ def _init(overrides: tuple[dict[str, Any], ...]) -> None:
 
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(os.getppid())
 
     table = PriceTable.default()
     if overrides:
         table = table.with_overrides(list(overrides))
     _pricer = Pricer(table)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the collector is gone (kill -9 included): the pool's pipes never report it."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="spendscope-parent-watch", daemon=True).start()
 
 
 def _warm() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -53,6 +54,18 @@ def _read_results(outs: list[Path]) -> tuple[set[str], set[str]]:
     return acked, failed
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def _stored(db: Path, feature: str) -> dict[str, int]:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -77,8 +90,16 @@ def test_kill_9_loses_no_acknowledged_span(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         assert col.proc is not None
+        workers = _children(col.proc.pid)
+        assert workers or (os.cpu_count() or 1) < 2, "expected decode worker processes"
         col.proc.kill()
         col.proc.wait(10)
+        # Its decode workers notice and exit too (no orphans left behind by a crash).
+        deadline = time.monotonic() + 15
+        while workers and time.monotonic() < deadline:
+            workers = [w for w in workers if Path(f"/proc/{w}").exists()]
+            time.sleep(0.2)
+        assert not workers, f"decode workers {workers} outlived the collector"
         acked_before_crash, _ = _read_results([o for _, o in procs if o.exists()])
         time.sleep(1.0)
         col.start()  # same port, same file: DuckDB replays its WAL
