@@ -230,3 +230,37 @@ def test_query_inputs_and_rollup_routing() -> None:
     now = datetime(2026, 1, 10, tzinfo=UTC)
     assert parse_since("7d", now) == now - timedelta(days=7)
     assert parse_since("2026-01-01", now) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> None:
+    from spendscope.collector.config import RetentionSettings
+    from spendscope.collector.ingest import build_batch, insert_batch, mark_days_dirty
+    from spendscope.collector.rollups import apply_retention, roll_dirty_days
+    from spendscope.collector.store import Store
+
+    now = datetime(2026, 6, 30, 12, tzinfo=UTC)
+    spans = [
+        span_dict(
+            genai_attrs(**{"gen_ai.usage.input_tokens": 5}),
+            start_ns=int((now - timedelta(days=d)).timestamp() * 1e9),
+        )
+        for d in (1, 5, 20, 40)
+    ] + [span_dict({"gen_ai.operation.name": "chat"})]  # rejected: no model
+    batch = build_batch(
+        decode_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
+    )
+    store = Store(str(tmp_path / "r.duckdb"))
+    store.migrate()
+    con = store.connection
+    insert_batch(con, batch.table, batch.lo, batch.hi, batch.rejected)
+    mark_days_dirty(con, batch.days)
+    assert roll_dirty_days(con, now) == 4
+    con.execute("UPDATE rejected_spans SET received_at = $t", {"t": now - timedelta(days=60)})
+    deleted = apply_retention(con, now, RetentionSettings(calls_days=10, rejected_days=30, rollup_days=30))
+    assert deleted == {"calls": 2, "rejected_spans": 1, "rollup_daily": 1}
+    assert con.execute("SELECT count(*) FROM calls").fetchone() == (2,)
+    assert con.execute("SELECT count(DISTINCT day) FROM rollup_daily").fetchone() == (3,)
+    assert con.execute("SELECT count(DISTINCT day) FROM rollup_latency_daily").fetchone() == (3,)
+    # Unlimited retention deletes nothing.
+    assert apply_retention(con, now, RetentionSettings(None, None, None)) == {}
+    store.close()
