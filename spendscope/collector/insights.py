@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from spendscope.collector.api import BadRequest, parse_time
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.queries import Query, fetch_dicts
 from spendscope.pricing import PriceTable, Usage, money_str, price_usage
@@ -73,8 +74,8 @@ _TOKEN_COLS = (
 )
 
 
-class BadInput(ValueError):
-    """Invalid query input; answered with 400 and the message."""
+# One notion of bad query input and one ISO-time parser for the whole query API.
+BadInput = BadRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,21 +83,6 @@ class Scope:
     start: datetime
     end: datetime
     filters: Mapping[str, tuple[str, ...]]
-
-
-def _parse_time(name: str, value: str | None, default: datetime) -> datetime:
-    if not value:
-        return default
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{name}: {value!r} is not an ISO 8601 date or time") from None
-    if t.tzinfo is None:
-        raise BadInput(f"{name}: {value!r} has no time zone; add Z or an offset")
-    return t.astimezone(UTC)
 
 
 def parse_filters(params: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
@@ -113,8 +99,8 @@ def parse_filters(params: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
 
 
 def _scope(ctx: CollectorContext, params: Mapping[str, str]) -> Scope:
-    end = _parse_time("end", params.get("end"), ctx.clock())
-    start = _parse_time("start", params.get("start"), end - _DEFAULT_RANGE)
+    end = parse_time("end", params.get("end") or None, ctx.clock())
+    start = parse_time("start", params.get("start") or None, end - _DEFAULT_RANGE)
     if start >= end:
         raise BadInput("start must be before end")
     return Scope(start, end, parse_filters(params))
