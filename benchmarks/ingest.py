@@ -152,6 +152,25 @@ def _wait_healthy(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError("collector did not start")
 
 
+def _cpu_seconds(root: int) -> tuple[float, float]:
+    """User+system CPU of a process and of its children (the decode workers), from /proc; 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    main = children = 0
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root:
+            main += int(fields[11]) + int(fields[12])  # utime, stime
+        elif ppid == root:
+            children += int(fields[11]) + int(fields[12])
+    return main / tick, children / tick
+
+
 def _health(port: int) -> dict[str, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/healthz")
@@ -160,7 +179,7 @@ def _health(port: int) -> dict[str, Any]:
 
 
 def run_collector_bench(
-    total_spans: int, senders: int, workdir: Path, decode_workers: int | None = None
+    total_spans: int, senders: int, workdir: Path, settings: dict[str, str] | None = None
 ) -> dict[str, float]:
     import subprocess
 
@@ -171,8 +190,9 @@ def run_collector_bench(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
     log = (workdir / "collector.log").open("wb")
     cmd = [sys.executable, "-m", "spendscope", "collector", "--port", str(port), "--db", str(db)]
-    if decode_workers is not None:
-        (workdir / "bench.toml").write_text(f"[collector]\ndecode_workers = {decode_workers}\n")
+    if settings:
+        lines = "".join(f"{k} = {v}\n" for k, v in settings.items())
+        (workdir / "bench.toml").write_text(f"[collector]\n{lines}")
         cmd += ["--config", str(workdir / "bench.toml")]
     proc = subprocess.Popen(
         cmd,
@@ -208,11 +228,14 @@ def run_collector_bench(
                     pass
 
         sampler = threading.Thread(target=sample, daemon=True)
+        cpu0 = _cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         go.set()
         sampler.start()
         outs = [results.get(timeout=900) for _ in procs]
         elapsed = time.perf_counter() - t0
+        cpu1 = _cpu_seconds(proc.pid)
+        cpu_main, cpu_workers = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
         stop.set()
         sampler.join(5)
         for p in procs:
@@ -228,6 +251,8 @@ def run_collector_bench(
             "rows_committed": health["rows_committed"],
             "commits": health["commits"],
             "mean_queue_spans": sum(depths) / len(depths) if depths else 0.0,
+            "cpu_us_per_span": (cpu_main + cpu_workers) / acked * 1e6 if acked else 0.0,
+            "cpu_main_us_per_span": cpu_main / acked * 1e6 if acked else 0.0,
         }
     finally:
         proc.terminate()
@@ -280,20 +305,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--decode-workers", type=int, default=None, help="collector decode_workers (default: auto)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=TOML",
+        help="a [collector] setting for the run, e.g. --set 'duckdb_checkpoint_threshold=\"16MB\"'",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run (30k spans)")
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
+    if args.decode_workers is not None:
+        settings["decode_workers"] = str(args.decode_workers)
     total = 30_000 if args.quick else args.spans
     with tempfile.TemporaryDirectory(prefix="spendscope-bench-") as tmp:
         work = Path(tmp)
         print(f"ingest: {total:,} spans in {BATCH}-span OTLP protobuf requests, {args.senders} senders")
         base = run_baseline(max(20, min(200, total // BATCH // 4)), work)
-        res = run_collector_bench(total, args.senders, work, args.decode_workers)
+        res = run_collector_bench(total, args.senders, work, settings)
         print(
             f"  collector end to end: {res['spans_per_s']:,.0f} spans/s "
             f"({res['spans']:,} spans acknowledged in {res['seconds']:.2f} s, {res['commits']} commits, "
             f"{res['refused_503']} 503 answers retried)"
         )
         print(f"  mean writer queue depth during the run: {res['mean_queue_spans']:,.0f} spans")
+        cores = os.cpu_count() or 1
+        if res["cpu_us_per_span"]:
+            print(
+                f"  collector CPU: {res['cpu_us_per_span']:.1f} µs per span "
+                f"({res['cpu_main_us_per_span']:.1f} in the main process, the rest in decode workers), "
+                f"so at most {cores / res['cpu_us_per_span'] * 1e6:,.0f} spans/s on {cores} idle cores"
+            )
         print(f"  ratio collector / plain DuckDB Arrow insert: {res['spans_per_s'] / base:.3f}")
         print("  target: >= 30,000 spans/s sustained")
         if res["rows_committed"] != res["spans"]:

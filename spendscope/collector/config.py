@@ -8,6 +8,7 @@ their own sections; this module parses only ``[collector]``, ``[retention]`` and
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class CollectorSettings:
     log_level: str = "INFO"
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None
+    # WAL size at which DuckDB folds it into the file. Its default (16 MB, about 30k calls) makes
+    # ingest rewrite the same half-full row group over and over; 64 MB is about one row group.
+    duckdb_checkpoint_threshold: str = "64MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,19 @@ def _get_str(
     return value
 
 
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _get_size(table: Mapping[str, Any], key: str, default: str | None, path: str | None) -> str | None:
+    """A DuckDB memory size ("64MB", "2GiB"), checked here so a typo fails at load, not at open."""
+    value = _get_str(table, key, default, path, "collector")
+    if value is not None and not _SIZE.match(value):
+        raise ConfigError(
+            f'{_where(path, f"collector.{key}")} must be a size like "64MB" or "2GiB", got {value!r}'
+        )
+    return value
+
+
 def _section(raw: Mapping[str, Any], name: str, path: str | None) -> Mapping[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, dict):
@@ -132,6 +149,7 @@ _COLLECTOR_KEYS = {
     "log_level",
     "duckdb_memory_limit",
     "duckdb_threads",
+    "duckdb_checkpoint_threshold",
 }
 _RETENTION_KEYS = {"calls_days", "rejected_days", "rollup_days"}
 
@@ -170,8 +188,12 @@ def _parse_collector(raw: Mapping[str, Any], path: str | None) -> CollectorSetti
         retry_after_s=pos("retry_after_s", d.retry_after_s),
         rollup_interval_s=pos("rollup_interval_s", d.rollup_interval_s),
         log_level=level,
-        duckdb_memory_limit=_get_str(sec, "duckdb_memory_limit", None, path, "collector"),
+        duckdb_memory_limit=_get_size(sec, "duckdb_memory_limit", None, path),
         duckdb_threads=_get_int(sec, "duckdb_threads", None, path, "collector", minimum=1),
+        duckdb_checkpoint_threshold=_get_size(
+            sec, "duckdb_checkpoint_threshold", d.duckdb_checkpoint_threshold, path
+        )
+        or d.duckdb_checkpoint_threshold,
     )
 
 

@@ -71,7 +71,10 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
 
     settings = config.collector
     store = Store(
-        settings.db_path, threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit
+        settings.db_path,
+        threads=settings.duckdb_threads,
+        memory_limit=settings.duckdb_memory_limit,
+        checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
     store.migrate()
     table = PriceTable.default()

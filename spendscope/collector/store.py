@@ -51,7 +51,14 @@ def list_migrations() -> list[tuple[int, str, str]]:
 class Store:
     """Owns the DuckDB connection for one database file."""
 
-    def __init__(self, path: str, *, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+        checkpoint_threshold: str | None = None,
+    ) -> None:
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +67,8 @@ class Store:
             config["threads"] = threads
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
+        if checkpoint_threshold is not None:
+            config["checkpoint_threshold"] = checkpoint_threshold
         self._con = duckdb.connect(path, config=config)
         # Days, date_trunc and TIMESTAMPTZ casts all follow the session zone: pin it.
         self._con.execute("SET TimeZone = 'UTC'")

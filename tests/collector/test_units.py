@@ -16,6 +16,7 @@ from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
 from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic
 from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.collector.queries import build_spend
+from spendscope.collector.store import Store
 from spendscope.pricing import PriceTable, Usage, price_usage
 from tests.collector.helpers import genai_attrs, make_request, span_dict
 
@@ -198,6 +199,21 @@ def test_config_file_env_and_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml", env={})
     f.write_text("[[pricing.overrides]]\ninput_per_mtok = 1\n")
     with pytest.raises(ConfigError, match=r"pricing\.overrides\[0\]\.model"):
+        load_config(f, env={})
+
+
+def test_config_duckdb_sizes(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    assert load_config(None, env={}).collector.duckdb_checkpoint_threshold == "64MB"
+    f.write_text('[collector]\nduckdb_checkpoint_threshold = "256 MiB"\nduckdb_memory_limit = "2GB"\n')
+    c = load_config(f, env={}).collector
+    assert (c.duckdb_checkpoint_threshold, c.duckdb_memory_limit) == ("256 MiB", "2GB")
+    store = Store(str(tmp_path / "s.duckdb"), checkpoint_threshold=c.duckdb_checkpoint_threshold)
+    row = store.connection.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    store.close()
+    assert row is not None and row[0] == "256.0 MiB"
+    f.write_text('[collector]\nduckdb_checkpoint_threshold = "lots"\n')
+    with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold must be a size"):
         load_config(f, env={})
 
 
