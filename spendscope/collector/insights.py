@@ -4,17 +4,24 @@ Every endpoint takes ``start``/``end`` (ISO 8601 with a zone, end exclusive) and
 filters ``project``, ``model``, ``service``, ``user``, ``feature`` (comma lists), aggregates in DuckDB
 and answers ``{"rows": [...], ...}`` with money as decimal strings. Filter columns and group keys are
 whitelisted; user input only ever reaches the SQL as parameters.
+
+Clean whole days are read from ``rollup_insights_daily`` and the rest from ``calls``
+(:func:`~spendscope.collector.queries.build_union`), so answers equal a scan of ``calls``. What the
+rollup cannot answer reads ``calls``: a ``user`` filter or key, tags, hour buckets, unpriced calls,
+and exact latency percentiles (by model they come from the daily latency histograms, ±2.2%).
+Each ``build_*`` takes the dirty days; ``None`` reads ``calls`` only (the reference answer).
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,13 +29,25 @@ from starlette.routing import Route
 
 from spendscope.collector.api import BadRequest, parse_time
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.queries import Query, fetch_dicts
+from spendscope.collector.queries import (
+    Agg,
+    Col,
+    Query,
+    build_union,
+    fetch_dicts,
+    key_col,
+    latency_from_hist,
+    measure,
+    snapshot,
+)
+from spendscope.collector.rollups import INSIGHTS
 from spendscope.pricing import PriceTable, Usage, money_str, price_usage
 
 __all__ = [
     "BREAKDOWN_KEYS",
     "FILTER_COLUMNS",
     "BadInput",
+    "Scope",
     "build_breakdown",
     "build_dimensions",
     "build_error_rate",
@@ -41,6 +60,8 @@ __all__ = [
     "build_unpriced",
     "filter_sql",
     "insights_routes",
+    "latency_from_histograms",
+    "latency_uses_histograms",
     "parse_filters",
     "savings_by_model",
     "setup",
@@ -116,7 +137,7 @@ def _choice(
 
 
 def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """``WHERE`` text over ``calls`` for the range and filters, and its parameters."""
+    """``WHERE`` text over ``calls`` for the range and filters, and its parameters (calls-only reads)."""
     parts = ["start_time >= $start", "start_time < $end"]
     params: dict[str, Any] = {"start": scope.start, "end": scope.end}
     for name, values in scope.filters.items():
@@ -125,36 +146,69 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
     return " AND ".join(parts), params
 
 
-def build_summary(scope: Scope, now: datetime) -> Query:
+# --- routing: clean whole days from rollup_insights_daily, the rest from calls ---------------------
+
+# Hour buckets come from calls only (there is no hourly rollup); integer arithmetic on the epoch is
+# several times faster than date_trunc on TIMESTAMPTZ and equal to it in UTC (times are after 1970).
+_HOUR_SQL = "make_timestamptz(epoch_us(start_time) // 3600000000 * 3600000000)"
+_DAY_SQL = "day::TIMESTAMPTZ"
+_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+_COUNTS = frozenset({"calls", "errors", "rate_limited", "unpriced_calls"})
+
+
+def _bucket_col(bucket: str) -> Col:
+    return Col("bucket", _DAY_SQL, _DAY_SQL) if bucket == "day" else Col("bucket", _HOUR_SQL, None)
+
+
+def _key_col(name: str, key: str) -> Col:
+    """The API key ``key`` (see :data:`BREAKDOWN_KEYS`) as the column ``name``."""
+    return key_col(name, BREAKDOWN_KEYS[key], INSIGHTS)
+
+
+def _col(column: str) -> Col:
+    return key_col(column, column, INSIGHTS)
+
+
+def _measures(*columns: str) -> list[Agg]:
+    return [measure(INSIGHTS, c) for c in columns]
+
+
+def _union(
+    scope: Scope, keys: Sequence[Col], aggs: Sequence[Agg], dirty: Collection[date] | None, prefix: str = ""
+) -> Query:
+    """``keys`` and ``aggs`` over the scope; ``dirty=None`` reads calls only (the reference answer)."""
+    filters = {FILTER_COLUMNS[name]: values for name, values in scope.filters.items()}
+    return build_union(INSIGHTS, scope.start, scope.end, keys, aggs, dirty, filters, prefix=prefix)
+
+
+def _out(*columns: str) -> str:
+    """The final form of combined measures: counts as BIGINT, token sums as BIGINT (0 when none)."""
+    return ", ".join(
+        f"{c}::BIGINT AS {c}" if c in _COUNTS else f"coalesce({c}, 0)::BIGINT AS {c}" if c in _TOKENS else c
+        for c in columns
+    )
+
+
+def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = None) -> Query:
     """Today, month to date and the selected range, each with cost, calls and unpriced calls."""
-    where, params = filter_sql(Scope(min(scope.start, _month_start(now)), max(scope.end, now), scope.filters))
-    params.update(
-        today=datetime.combine(now.date(), time(), tzinfo=UTC),
-        month=_month_start(now),
-        now=now,
-        r0=scope.start,
-        r1=scope.end,
-    )
-
-    def block(prefix: str, cond: str) -> str:
-        return (
-            f"sum(cost_usd) FILTER (WHERE {cond}) AS {prefix}_cost_usd, "
-            f"count(*) FILTER (WHERE {cond}) AS {prefix}_calls, "
-            f"count(*) FILTER (WHERE {cond} AND cost_usd IS NULL) AS {prefix}_unpriced_calls, "
-            f"count(*) FILTER (WHERE {cond} AND is_error) AS {prefix}_errors, "
-            f"count(*) FILTER (WHERE {cond} AND status_code = 429) AS {prefix}_rate_limited"
-        )
-
-    sql = (
-        "SELECT "
-        + block("today", "start_time >= $today AND start_time <= $now")
-        + ", "
-        + block("month", "start_time >= $month AND start_time <= $now")
-        + ", "
-        + block("range", "start_time >= $r0 AND start_time < $r1")
-        + f" FROM calls WHERE {where}"
-    )
-    return Query(sql, params)
+    # "Up to now" includes now itself, unless the range ends at or before it (the window ends there).
+    upto = now + timedelta(microseconds=1) if scope.end > now else now
+    blocks = {
+        "today": (datetime.combine(now.date(), time(), tzinfo=UTC), upto),
+        "month": (_month_start(now), upto),
+        "range": (scope.start, scope.end),
+    }
+    metrics = ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
+    select, sources, params = [], [], {}
+    for name, (lo, hi) in blocks.items():
+        u = _union(Scope(lo, hi, scope.filters), [], _measures(*metrics), dirty, prefix=name[0])
+        params.update(u.params)
+        sources.append(f"({u.sql}) AS {name}")
+        select += [
+            f"{name}.cost_usd AS {name}_cost_usd",
+            *(f"coalesce({name}.{m}, 0)::BIGINT AS {name}_{m}" for m in metrics[1:]),
+        ]
+    return Query(f"SELECT {', '.join(select)} FROM {', '.join(sources)}", params)
 
 
 def _month_start(now: datetime) -> datetime:
@@ -173,76 +227,83 @@ def _project(month_cost: Decimal | None, now: datetime) -> Decimal | None:
     return projected.quantize(Decimal("0.000001"))
 
 
-def build_breakdown(scope: Scope, key: str) -> Query:
+_BREAKDOWN_METRICS = ("calls", "errors", *_TOKENS, "cost_usd", "unpriced_calls")
+
+
+def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = None) -> Query:
     """Spend, tokens, calls and errors per value of ``key``; ``tag`` rows are ``key=value`` per tag."""
-    where, params = filter_sql(scope)
-    metrics = f"count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, {_TOKEN_COLS}, {_MONEY_COLS}"
-    if key == "tag":
+    order = " ORDER BY cost_usd DESC NULLS LAST, calls DESC, key NULLS LAST"
+    if key == "tag":  # tags are a map: only calls have them
+        where, params = filter_sql(scope)
+        metrics = (
+            "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
+            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in _TOKENS)
+            + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
+        )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
-        sql = f"SELECT t.key || '=' || t.value AS key, {metrics} FROM {source} GROUP BY 1"
-    else:
-        sql = f"SELECT {BREAKDOWN_KEYS[key]} AS key, {metrics} FROM calls WHERE {where} GROUP BY 1"
-    return Query(f"{sql} ORDER BY cost_usd DESC NULLS LAST, calls DESC, key NULLS LAST", params)
+        return Query(
+            f"SELECT t.key || '=' || t.value AS key, {metrics} FROM {source} GROUP BY 1{order}", params
+        )
+    u = _union(scope, [_key_col("key", key)], _measures(*_BREAKDOWN_METRICS), dirty)
+    return Query(f"SELECT key, {_out(*_BREAKDOWN_METRICS)} FROM ({u.sql}){order}", u.params)
 
 
-def build_timeseries(scope: Scope, bucket: str, split: str) -> Query:
-    where, params = filter_sql(scope)
-    col = BREAKDOWN_KEYS[split] if split != "tag" else "feature"
-    sql = (
-        f"SELECT date_trunc('{bucket}', start_time) AS bucket, {col} AS key, count(*) AS calls, "
-        f"count(*) FILTER (WHERE is_error) AS errors, {_MONEY_COLS} "
-        f"FROM calls WHERE {where} GROUP BY ALL ORDER BY bucket, key NULLS LAST"
-    )
-    return Query(sql, params)
+def build_timeseries(scope: Scope, bucket: str, split: str, dirty: Collection[date] | None = None) -> Query:
+    metrics = ("calls", "errors", "cost_usd", "unpriced_calls")
+    keys = [_bucket_col(bucket), _key_col("key", split if split != "tag" else "feature")]
+    u = _union(scope, keys, _measures(*metrics), dirty)
+    sql = f"SELECT bucket, key, {_out(*metrics)} FROM ({u.sql}) ORDER BY bucket, key NULLS LAST"
+    return Query(sql, u.params)
 
 
-def build_headroom(scope: Scope, bucket: str) -> Query:
+def build_headroom(scope: Scope, bucket: str, dirty: Collection[date] | None = None) -> Query:
     """Per bucket and model: the limit and the lowest remaining requests/tokens seen, and 429s."""
-    where, params = filter_sql(scope)
-    sql = (
-        f"SELECT date_trunc('{bucket}', start_time) AS bucket, model, count(*) AS calls, "
-        "count(*) FILTER (WHERE status_code = 429) AS rate_limited, "
-        "max(ratelimit_limit_requests) AS limit_requests, "
-        "min(ratelimit_remaining_requests) AS min_remaining_requests, "
-        "max(ratelimit_limit_tokens) AS limit_tokens, "
-        "min(ratelimit_remaining_tokens) AS min_remaining_tokens, "
-        "min(ratelimit_remaining_requests / nullif(ratelimit_limit_requests, 0)) AS requests_headroom_pct, "
-        "min(ratelimit_remaining_tokens / nullif(ratelimit_limit_tokens, 0)) AS tokens_headroom_pct "
-        f"FROM calls WHERE {where} GROUP BY ALL ORDER BY bucket, model"
+    metrics = (
+        "calls",
+        "rate_limited",
+        "limit_requests",
+        "min_remaining_requests",
+        "limit_tokens",
+        "min_remaining_tokens",
+        "requests_headroom_pct",
+        "tokens_headroom_pct",
     )
-    return Query(sql, params)
+    u = _union(scope, [_bucket_col(bucket), _key_col("model", "model")], _measures(*metrics), dirty)
+    return Query(f"SELECT bucket, model, {_out(*metrics)} FROM ({u.sql}) ORDER BY bucket, model", u.params)
 
 
-def build_errors(scope: Scope) -> Query:
+def build_errors(scope: Scope, dirty: Collection[date] | None = None) -> Query:
     """Errors by type and status, with each one's share of all calls in scope."""
-    where, params = filter_sql(scope)
+    keys = [_col("error_type"), _col("status_code")]
+    aggs = [
+        measure(INSIGHTS, "calls", "n_calls"),
+        measure(INSIGHTS, "errors", "n_errors"),
+        *_measures("first_error_at", "last_error_at"),
+    ]
+    u = _union(scope, keys, aggs, dirty)
     sql = (
-        "WITH s AS (SELECT * FROM calls WHERE " + where + "), "
-        "n AS (SELECT count(*) AS total FROM s) "
-        "SELECT coalesce(error_type, 'unknown') AS error_type, status_code, count(*) AS errors, "
-        "count(*) / any_value(n.total) AS share_of_calls, min(start_time) AS first_seen, "
-        "max(start_time) AS last_seen FROM s, n WHERE is_error GROUP BY ALL "
+        f"WITH g AS ({u.sql}), n AS (SELECT sum(n_calls)::BIGINT AS total FROM g) "
+        "SELECT coalesce(error_type, 'unknown') AS error_type, status_code, sum(n_errors)::BIGINT AS errors, "
+        "sum(n_errors)::BIGINT / any_value(n.total) AS share_of_calls, min(first_error_at) AS first_seen, "
+        "max(last_error_at) AS last_seen FROM g, n WHERE n_errors > 0 GROUP BY ALL "
         "ORDER BY errors DESC, error_type, status_code NULLS LAST"
     )
-    return Query(sql, params)
+    return Query(sql, u.params)
 
 
-def build_error_rate(scope: Scope, bucket: str) -> Query:
-    where, params = filter_sql(scope)
+def build_error_rate(scope: Scope, bucket: str, dirty: Collection[date] | None = None) -> Query:
+    u = _union(scope, [_bucket_col(bucket)], _measures("calls", "errors", "rate_limited"), dirty)
     sql = (
-        f"SELECT date_trunc('{bucket}', start_time) AS bucket, count(*) AS calls, "
-        "count(*) FILTER (WHERE is_error) AS errors, "
-        "count(*) FILTER (WHERE status_code = 429) AS rate_limited, "
-        "count(*) FILTER (WHERE is_error) / count(*) AS error_rate "
-        f"FROM calls WHERE {where} GROUP BY ALL ORDER BY bucket"
+        f"SELECT bucket, {_out('calls', 'errors', 'rate_limited')}, "
+        f"errors::BIGINT / calls::BIGINT AS error_rate FROM ({u.sql}) ORDER BY bucket"
     )
-    return Query(sql, params)
+    return Query(sql, u.params)
 
 
 def build_latency(scope: Scope, key: str, bucket: str | None) -> Query:
-    """Exact percentiles of duration and time to first chunk over successful calls."""
+    """Exact percentiles of duration and time to first chunk over successful calls (from calls)."""
     where, params = filter_sql(scope)
-    b = f"date_trunc('{bucket}', start_time) AS bucket, " if bucket else ""
+    b = f"{_bucket_col(bucket).calls_sql} AS bucket, " if bucket else ""
     order = "bucket, key" if bucket else "key"
     sql = (
         f"SELECT {b}{BREAKDOWN_KEYS[key]} AS key, count(*) AS calls, "
@@ -254,24 +315,56 @@ def build_latency(scope: Scope, key: str, bucket: str | None) -> Query:
     return Query(sql, params)
 
 
-def build_dimensions(scope: Scope, limit: int = 200) -> Query:
+def latency_uses_histograms(scope: Scope, key: str, bucket: str | None) -> bool:
+    """The daily latency histograms hold day and model only: other keys, filters or hours read calls."""
+    return key == "model" and bucket in (None, "day") and set(scope.filters) <= {"model"}
+
+
+def latency_from_histograms(
+    con: duckdb.DuckDBPyConnection, scope: Scope, bucket: str | None, dirty: Collection[date]
+) -> list[dict[str, Any]]:
+    """:func:`build_latency`'s rows by model (and day), percentiles from the histograms (±2.2%)."""
+    keys = ["day", "model"] if bucket else ["model"]
+    rows = latency_from_hist(con, scope.start, scope.end, keys, dirty, scope.filters.get("model"))
+    out = []
+    for r in rows:
+        ok = r.pop("calls") - r.pop("errors")
+        if ok > 0:  # like the exact query: successful calls only
+            day = r.pop("day", None)
+            b = {"bucket": _iso(datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC))} if day else {}
+            out.append({**b, "key": r.pop("model"), "calls": ok, **r})
+    return out
+
+
+def build_dimensions(scope: Scope, dirty: Collection[date] | None = None, limit: int = 200) -> Query:
     """Values seen per filter dimension (most used first), to fill the dashboard's pickers."""
-    where, params = filter_sql(Scope(scope.start, scope.end, {}))
+    unfiltered = Scope(scope.start, scope.end, {})
+    columns = [c for c in FILTER_COLUMNS.values() if c in INSIGHTS.keys]
+    u = _union(unfiltered, [_col(c) for c in columns], _measures("calls"), dirty)
     parts = [
+        f"SELECT '{name}' AS dimension, {col} AS value, sum(calls)::BIGINT AS calls FROM g "
+        f"WHERE {col} IS NOT NULL GROUP BY ALL"
+        for name, col in FILTER_COLUMNS.items()
+        if col in columns
+    ]
+    where, params = filter_sql(unfiltered)
+    parts += [  # the rollup leaves user_id out (its cardinality): read calls
         f"SELECT '{name}' AS dimension, {col} AS value, count(*) AS calls FROM calls "
         f"WHERE {where} AND {col} IS NOT NULL GROUP BY ALL"
         for name, col in FILTER_COLUMNS.items()
+        if col not in columns
     ]
     sql = (
-        "SELECT dimension, value, calls FROM (" + " UNION ALL ".join(parts) + ") "
+        f"WITH g AS ({u.sql}) SELECT dimension, value, calls FROM (" + " UNION ALL ".join(parts) + ") "
         "QUALIFY row_number() OVER (PARTITION BY dimension ORDER BY calls DESC, value) <= $limit "
         "ORDER BY dimension, calls DESC, value"
     )
-    params["limit"] = limit
-    return Query(sql, params)
+    return Query(sql, {**u.params, **params, "limit": limit})
 
 
 def build_unpriced(scope: Scope) -> Query:
+    """Calls only: the rollup cannot split tokens and first/last seen by priced status, and unpriced
+    calls are rare, so zone maps on cost_usd's NULLs keep this scan short."""
     where, params = filter_sql(scope)
     sql = (
         "SELECT model, count(*) AS calls, string_agg(DISTINCT request_model, ', ') AS request_models, "
@@ -283,17 +376,20 @@ def build_unpriced(scope: Scope) -> Query:
     return Query(sql, params)
 
 
-def build_savings_groups(scope: Scope) -> Query:
-    """Token sums per (model, tier, batch, day): the units the price table is linear over."""
-    where, params = filter_sql(scope)
+def build_savings_groups(scope: Scope, dirty: Collection[date] | None = None) -> Query:
+    """Priced calls' token sums per (model, tier, batch, day): the units the price table is linear over."""
+    keys = [_col(c) for c in ("model", "service_tier", "batch", "day")]
+    aggs = [
+        measure(INSIGHTS, "priced_calls", "calls"),
+        *(measure(INSIGHTS, f"priced_{t}", t) for t in _TOKENS[:3]),
+        measure(INSIGHTS, "cost_usd"),
+    ]
+    u = _union(scope, keys, aggs, dirty)
     sql = (
-        "SELECT model, service_tier, batch, day, count(*) AS calls, "
-        "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-        "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
-        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, sum(cost_usd) AS cost_usd "
-        f"FROM calls WHERE {where} AND cost_usd IS NOT NULL GROUP BY ALL ORDER BY model, day"
+        f"SELECT model, service_tier, batch, day, {_out('calls', *_TOKENS[:3])}, cost_usd FROM ({u.sql}) "
+        "WHERE calls > 0 ORDER BY model, day, service_tier NULLS LAST, batch"
     )
-    return Query(sql, params)
+    return Query(sql, u.params)
 
 
 _PROBE = 1000  # tokens per probe: small enough to stay below any long-context threshold
@@ -314,12 +410,15 @@ def savings_by_model(table: PriceTable, groups: list[dict[str, Any]]) -> list[di
     Savings are priced per token kind with the engine's own prices (a probe of 1,000 tokens per
     kind), so they follow tiers and effective dates exactly like ingest pricing does.
     """
-    cache: dict[tuple[str, str | None, bool, str], tuple[Decimal | None, ...]] = {}
+    cache: dict[tuple[str, str | None, bool, str | None], tuple[Decimal | None, ...]] = {}
 
     def rates(model: str, tier: str | None, batch: bool, day: str) -> tuple[Decimal | None, ...]:
-        k = (model, tier, batch, day)
+        at = datetime.combine(date.fromisoformat(day), time(12), tzinfo=UTC)
+        # A rate is a function of the price row in force (none: unpriced): price each row once,
+        # not once per day (a month is ~30 groups per model and tier).
+        in_force = table.lookup(model, at, tier, batch)
+        k = (model, tier, batch, in_force.price_id if in_force else None)
         if k not in cache:
-            at = datetime.combine(date.fromisoformat(day), time(12), tzinfo=UTC)
             cache[k] = (
                 _rate(table, model, at, Usage(input_tokens=_PROBE), tier, batch),
                 _rate(table, model, at, Usage(input_tokens=_PROBE, cached_input_tokens=_PROBE), tier, batch),
@@ -380,10 +479,15 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def _read(ctx: CollectorContext, query: Query) -> list[dict[str, Any]]:
+Routed = Callable[[list[date]], Query]
+
+
+def _read(ctx: CollectorContext, build: Routed) -> list[dict[str, Any]]:
+    """Run ``build(dirty days)`` in one read snapshot (routing and reads see the same commit)."""
     cur = ctx.store.cursor()
     try:
-        return fetch_dicts(cur, query)
+        with snapshot(cur) as dirty:
+            return fetch_dicts(cur, build(dirty))
     finally:
         cur.close()
 
@@ -403,7 +507,7 @@ def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> JSONRes
 async def summary(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
     now = ctx.clock().astimezone(UTC)
-    row = (await run_in_threadpool(_read, ctx, build_summary(scope, now)))[0]
+    row = (await run_in_threadpool(_read, ctx, lambda dirty: build_summary(scope, now, dirty)))[0]
     out: dict[str, Any] = {}
     for period in ("today", "month", "range"):
         out[period] = {
@@ -425,7 +529,7 @@ async def summary(ctx: CollectorContext, request: Request) -> Response:
 async def breakdown(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
     key = _choice(request.query_params, "by", BREAKDOWN_KEYS, "model")
-    rows = await run_in_threadpool(_read, ctx, build_breakdown(scope, key))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_breakdown(scope, key, dirty))
     return _envelope(scope, rows, by=key)
 
 
@@ -435,28 +539,41 @@ async def timeseries(ctx: CollectorContext, request: Request) -> Response:
     split = _choice(request.query_params, "split", BREAKDOWN_KEYS, "model")
     if split == "tag":
         raise BadInput("split: tag is not supported for time series; use breakdown?by=tag")
-    rows = await run_in_threadpool(_read, ctx, build_timeseries(scope, bucket, split))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_timeseries(scope, bucket, split, dirty))
     return _envelope(scope, rows, bucket=bucket, split=split)
 
 
 async def headroom(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
     bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, build_headroom(scope, bucket))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_headroom(scope, bucket, dirty))
     return _envelope(scope, rows, bucket=bucket)
 
 
 async def errors(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
-    rows = await run_in_threadpool(_read, ctx, build_errors(scope))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_errors(scope, dirty))
     return _envelope(scope, rows)
 
 
 async def error_rate(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
     bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, build_error_rate(scope, bucket))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_error_rate(scope, bucket, dirty))
     return _envelope(scope, rows, bucket=bucket)
+
+
+def _latency_rows(
+    ctx: CollectorContext, scope: Scope, key: str, bucket: str | None, approximate: bool
+) -> list[dict[str, Any]]:
+    if not approximate:
+        return _read(ctx, lambda _dirty: build_latency(scope, key, bucket))
+    cur = ctx.store.cursor()
+    try:
+        with snapshot(cur) as dirty:
+            return latency_from_histograms(cur, scope, bucket, dirty)
+    finally:
+        cur.close()
 
 
 async def latency(ctx: CollectorContext, request: Request) -> Response:
@@ -466,25 +583,27 @@ async def latency(ctx: CollectorContext, request: Request) -> Response:
         raise BadInput("by: tag is not supported for latency")
     raw_bucket = request.query_params.get("bucket")
     bucket = _choice(request.query_params, "bucket", _BUCKETS, "day") if raw_bucket else None
-    rows = await run_in_threadpool(_read, ctx, build_latency(scope, key, bucket))
-    return _envelope(scope, rows, by=key, bucket=bucket)
+    exact = request.query_params.get("exact") == "true"
+    approximate = not exact and latency_uses_histograms(scope, key, bucket)
+    rows = await run_in_threadpool(_latency_rows, ctx, scope, key, bucket, approximate)
+    return _envelope(scope, rows, by=key, bucket=bucket, approximate=approximate)
 
 
 async def dimensions(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
-    rows = await run_in_threadpool(_read, ctx, build_dimensions(scope))
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_dimensions(scope, dirty))
     return _envelope(scope, rows)
 
 
 async def unpriced(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
-    rows = await run_in_threadpool(_read, ctx, build_unpriced(scope))
+    rows = await run_in_threadpool(_read, ctx, lambda _dirty: build_unpriced(scope))
     return _envelope(scope, rows)
 
 
 async def savings(ctx: CollectorContext, request: Request) -> Response:
     scope = _scope(ctx, request.query_params)
-    groups = await run_in_threadpool(_read, ctx, build_savings_groups(scope))
+    groups = await run_in_threadpool(_read, ctx, lambda dirty: build_savings_groups(scope, dirty))
     rows = await run_in_threadpool(savings_by_model, ctx.prices, groups)
     totals = {
         m: money_str(sum((Decimal(r[m]) for r in rows), Decimal(0)))

@@ -1,28 +1,133 @@
-"""Daily rollups and retention: jobs that run in the writer thread on the scheduler's clock."""
+"""Daily rollups and retention: jobs that run in the writer thread on the scheduler's clock.
+
+A rollup is declared once (:class:`Rollup`: its table, group keys, and per measure the aggregate
+over ``calls`` and how partial values combine). The rollup job and the query side
+(:func:`spendscope.collector.queries.build_union`) both read that declaration, so a measure answered
+from the rollup is, by construction, the one computed from ``calls``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, NamedTuple
 
 import duckdb
 
 from spendscope.collector.config import RetentionSettings
 
-__all__ = ["LATENCY_BUCKET_SQL", "apply_retention", "roll_dirty_days"]
+__all__ = [
+    "DAILY",
+    "INSIGHTS",
+    "LATENCY_BUCKET_SQL",
+    "ROLLUPS",
+    "Measure",
+    "Rollup",
+    "apply_retention",
+    "percentile_buckets_sql",
+    "roll_dirty_days",
+]
 
 log = logging.getLogger("spendscope.collector.rollups")
 
-_ROLLUP_KEYS = "day, service, provider, api, model, request_model, project, feature"
-_ROLLUP_SQL = (
-    f"INSERT INTO rollup_daily SELECT {_ROLLUP_KEYS}, count(*), count(*) FILTER (WHERE is_error), "
-    "sum(input_tokens), sum(cached_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), "
-    "sum(reasoning_tokens), sum(input_audio_tokens), sum(output_audio_tokens), sum(cost_usd), "
-    "count(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL) "
-    "FROM calls WHERE day IN (SELECT day FROM dirty_days) "
-    f"GROUP BY {_ROLLUP_KEYS}"
+Combine = Literal["sum", "min", "max"]
+
+
+class Measure(NamedTuple):
+    calls_sql: str  # the aggregate over calls rows
+    combine: Combine  # how partial values combine: sum of sums (counts too), min of mins, max of maxes
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A daily rollup table: group keys (``calls`` columns, ``day`` first) and measure columns."""
+
+    table: str
+    keys: tuple[str, ...]
+    measures: Mapping[str, Measure]
+
+    def roll_sql(self) -> str:
+        """Recompute the rows of the days listed in the temp table ``dirty_days``."""
+        keys = ", ".join(self.keys)
+        aggs = ", ".join(m.calls_sql for m in self.measures.values())
+        return (
+            f"INSERT INTO {self.table} ({keys}, {', '.join(self.measures)}) SELECT {keys}, {aggs} "
+            f"FROM calls WHERE day IN (SELECT day FROM dirty_days) GROUP BY {keys}"
+        )
+
+
+def _sums(*cols: str) -> dict[str, Measure]:
+    return {c: Measure(f"sum({c})", "sum") for c in cols}
+
+
+_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+
+# /api/v1/spend (migration 003). user_id is left out: its cardinality would make it as large as calls.
+DAILY = Rollup(
+    "rollup_daily",
+    ("day", "service", "provider", "api", "model", "request_model", "project", "feature"),
+    {
+        "calls": Measure("count(*)", "sum"),
+        "errors": Measure("count(*) FILTER (WHERE is_error)", "sum"),
+        **_sums(
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "input_audio_tokens",
+            "output_audio_tokens",
+            "cost_usd",
+        ),
+        "priced_calls": Measure("count(cost_usd)", "sum"),
+        "unpriced_calls": Measure("count(*) FILTER (WHERE cost_usd IS NULL)", "sum"),
+    },
 )
 
+# /api/v1/insights/* (migration 006): every filter and breakdown dimension but user_id and tags, plus
+# status and error type (few values per day) so the reliability views read it too.
+_PRICED = "FILTER (WHERE cost_usd IS NOT NULL)"
+INSIGHTS = Rollup(
+    "rollup_insights_daily",
+    (
+        "day",
+        "service",
+        "api",
+        "model",
+        "project",
+        "feature",
+        "service_tier",
+        "batch",
+        "status_code",
+        "error_type",
+    ),
+    {
+        "calls": Measure("count(*)", "sum"),
+        "errors": Measure("count(*) FILTER (WHERE is_error)", "sum"),
+        "rate_limited": Measure("count(*) FILTER (WHERE status_code = 429)", "sum"),
+        **_sums(*_TOKENS, "cost_usd"),
+        "priced_calls": Measure("count(cost_usd)", "sum"),
+        "unpriced_calls": Measure("count(*) FILTER (WHERE cost_usd IS NULL)", "sum"),
+        # Savings price only the tokens of priced calls.
+        **{f"priced_{t}": Measure(f"sum({t}) {_PRICED}", "sum") for t in _TOKENS[:3]},
+        "first_error_at": Measure("min(start_time) FILTER (WHERE is_error)", "min"),
+        "last_error_at": Measure("max(start_time) FILTER (WHERE is_error)", "max"),
+        "limit_requests": Measure("max(ratelimit_limit_requests)", "max"),
+        "min_remaining_requests": Measure("min(ratelimit_remaining_requests)", "min"),
+        "limit_tokens": Measure("max(ratelimit_limit_tokens)", "max"),
+        "min_remaining_tokens": Measure("min(ratelimit_remaining_tokens)", "min"),
+        "requests_headroom_pct": Measure(
+            "min(ratelimit_remaining_requests / nullif(ratelimit_limit_requests, 0))", "min"
+        ),
+        "tokens_headroom_pct": Measure(
+            "min(ratelimit_remaining_tokens / nullif(ratelimit_limit_tokens, 0))", "min"
+        ),
+    },
+)
+
+ROLLUPS: tuple[Rollup, ...] = (DAILY, INSIGHTS)
 
 # Shared with the query side: the histogram bucket of a duration in seconds.
 LATENCY_BUCKET_SQL = "CAST(floor(16 * log2(greatest({x}, 0.000001) * 1000)) AS SMALLINT)"
@@ -35,18 +140,41 @@ _LATENCY_SQL = (
 )
 
 
+def percentile_buckets_sql(source: str, keys: Sequence[str]) -> str:
+    """p50/p95/p99 buckets per ``keys`` and metric of a histogram ``source`` (rows of ``keys``,
+    ``metric``, ``bucket``, ``n``), by nearest rank: the smallest bucket whose cumulative count
+    reaches p of the total."""
+    plain = "".join(f"{k}, " for k in keys)
+    part = f"PARTITION BY {plain}metric"
+    return (
+        f"WITH c AS (SELECT *, sum(n) OVER ({part} ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum, "
+        f"sum(n) OVER ({part}) AS tot FROM {source}) "
+        f"SELECT {plain}metric, min(bucket) FILTER (WHERE cum >= 0.5 * tot) AS b50, "
+        "min(bucket) FILTER (WHERE cum >= 0.95 * tot) AS b95, "
+        "min(bucket) FILTER (WHERE cum >= 0.99 * tot) AS b99 FROM c GROUP BY ALL"
+    )
+
+
+_LATENCY_PCT_SQL = "INSERT INTO rollup_latency_pct_daily " + percentile_buckets_sql(
+    "(SELECT * FROM rollup_latency_daily WHERE day IN (SELECT day FROM dirty_days))", ("day", "model")
+)
+_DAY_TABLES = (*(r.table for r in ROLLUPS), "rollup_latency_daily", "rollup_latency_pct_daily")
+
+
 def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
-    """Recompute the rollup of every dirty day in one transaction; return how many days."""
+    """Recompute every rollup of every dirty day in one transaction; return how many days."""
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE dirty_days AS SELECT day FROM rollup_state WHERE dirty")
         row = con.execute("SELECT count(*) FROM dirty_days").fetchone()
         n = int(row[0]) if row else 0
         if n:
-            con.execute("DELETE FROM rollup_daily WHERE day IN (SELECT day FROM dirty_days)")
-            con.execute(_ROLLUP_SQL)
-            con.execute("DELETE FROM rollup_latency_daily WHERE day IN (SELECT day FROM dirty_days)")
+            for table in _DAY_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE day IN (SELECT day FROM dirty_days)")
+            for rollup in ROLLUPS:
+                con.execute(rollup.roll_sql())
             con.execute(_LATENCY_SQL)
+            con.execute(_LATENCY_PCT_SQL)  # after the histograms it reads
             con.execute(
                 "UPDATE rollup_state SET dirty = false, rolled_at = $now "
                 "WHERE day IN (SELECT day FROM dirty_days)",
@@ -89,7 +217,8 @@ def apply_retention(
             deleted["rollup_daily"] = _count(
                 con.execute("DELETE FROM rollup_daily WHERE day < $d", {"d": cutoff})
             )
-            con.execute("DELETE FROM rollup_latency_daily WHERE day < $d", {"d": cutoff})
+            for table in (t for t in _DAY_TABLES if t != "rollup_daily"):
+                con.execute(f"DELETE FROM {table} WHERE day < $d", {"d": cutoff})
             con.execute("DELETE FROM rollup_state WHERE day < $d", {"d": cutoff})
         con.execute("COMMIT")
     except BaseException:

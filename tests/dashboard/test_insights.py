@@ -74,14 +74,34 @@ def test_reliability_endpoints(collector: Collector) -> None:
     ]
     rate = collector.get("/api/v1/insights/error_rate", bucket="day")["rows"]
     assert sum(r["calls"] for r in rate) == 14 and sum(r["errors"] for r in rate) == 3
-    lat = {r["key"]: r for r in collector.get("/api/v1/insights/latency", by="model")["rows"]}
+    # By model, percentiles come from the latency histograms: nearest rank, within 2.2% of that sample.
+    approx = collector.get("/api/v1/insights/latency", by="model")
+    assert approx["approximate"] is True
+    lat = {r["key"]: r for r in approx["rows"]}
     # The three successful gpt-4o calls took 1, 2 and 3 s; the 500 is not counted.
+    assert lat["gpt-4o"]["calls"] == 3 and lat["gpt-4o"]["p50_s"] == pytest.approx(2.0, rel=0.022)
+    assert lat["gpt-4o-mini"]["ttfc_p50_s"] == pytest.approx(0.07, rel=0.022)  # 3rd of 0.05…0.10
+    assert lat["gpt-4o"]["ttfc_p50_s"] is None
+    exact = collector.get("/api/v1/insights/latency", by="model", exact="true")
+    assert exact["approximate"] is False
+    lat = {r["key"]: r for r in exact["rows"]}
     assert lat["gpt-4o"]["calls"] == 3 and lat["gpt-4o"]["p50_s"] == pytest.approx(2.0)
     assert lat["gpt-4o-mini"]["ttfc_p50_s"] == pytest.approx(0.075)
-    assert lat["gpt-4o"]["ttfc_p50_s"] is None
-    head = {r["model"]: r for r in collector.get("/api/v1/insights/headroom", bucket="day")["rows"]}
-    assert head["gpt-4o-mini"]["min_remaining_requests"] == 0 and head["gpt-4o-mini"]["rate_limited"] == 2
-    assert head["gpt-4o-mini"]["limit_requests"] == 500
+    # A filter the histograms cannot apply reads calls, exactly.
+    by_user = collector.get("/api/v1/insights/latency", by="model", user="u-2")
+    assert by_user["approximate"] is False
+    assert [(r["key"], r["calls"], r["p50_s"]) for r in by_user["rows"]] == [
+        ("gpt-4o", 3, pytest.approx(2.0))
+    ]
+    # Right after midnight UTC the seeded hour spans two day buckets: combine them per model.
+    head = [
+        r
+        for r in collector.get("/api/v1/insights/headroom", bucket="day")["rows"]
+        if r["model"] == "gpt-4o-mini"
+    ]
+    assert min(r["min_remaining_requests"] for r in head) == 0
+    assert sum(r["rate_limited"] for r in head) == 2
+    assert max(r["limit_requests"] for r in head) == 500
 
 
 @pytest.mark.parametrize(
