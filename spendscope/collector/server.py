@@ -85,7 +85,10 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
     ctx.pricer = Pricer(table)
     ctx.writer = Writer(
-        store, max_queue_spans=settings.max_queue_spans, batch_spans=settings.writer_batch_spans
+        store,
+        max_queue_spans=settings.max_queue_spans,
+        batch_spans=settings.writer_batch_spans,
+        linger_s=settings.writer_linger_ms / 1000,
     )
     store.attach_writer(ctx.writer)
     scheduler.add_job(

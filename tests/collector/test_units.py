@@ -205,6 +205,8 @@ def test_config_file_env_and_errors(tmp_path: Path) -> None:
 def test_config_duckdb_sizes(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     assert load_config(None, env={}).collector.duckdb_checkpoint_threshold == "64MB"
+    f.write_text("[collector]\nwriter_linger_ms = 0\n")
+    assert load_config(f, env={}).collector.writer_linger_ms == 0
     f.write_text('[collector]\nduckdb_checkpoint_threshold = "256 MiB"\nduckdb_memory_limit = "2GB"\n')
     c = load_config(f, env={}).collector
     assert (c.duckdb_checkpoint_threshold, c.duckdb_memory_limit) == ("256 MiB", "2GB")
