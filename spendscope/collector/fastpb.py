@@ -7,6 +7,10 @@ attribute stays one raw ``KeyValue`` encoding. Raw attributes repeat a lot (prov
 model, status 200, user, feature), so they are looked up in a bounded cache; the rest are read by a
 small parser for the simple encodings (short key, one scalar value) and anything else falls back to
 the real ``KeyValue`` message. The result equals the generic decode (a test checks this).
+
+Values that never repeat (ids, remaining rate-limit counts, timings) would only churn the cache, so
+they are not stored: those of the attributes known to be per call, and those of any key that keeps
+missing (see ``_UNIQUE_AFTER``).
 """
 
 from __future__ import annotations
@@ -15,11 +19,26 @@ import struct
 from functools import cache
 from typing import Any
 
+from spendscope import semconv as sc
+
 __all__ = ["AttributeError_", "decode_attributes", "parse_request", "request_class"]
 
 _CACHE_MAX = 65_536
 _cache: dict[bytes, tuple[str, Any]] = {}
 _keys: dict[bytes, str] = {}
+# A key whose values missed the cache this often is treated as unique per call from then on.
+_UNIQUE_AFTER = 20_000
+_misses: dict[str, int] = {}
+_unique: set[str] = {
+    sc.GEN_AI_RESPONSE_ID,
+    sc.OPENAI_REQUEST_ID,
+    sc.GEN_AI_TIME_TO_FIRST_CHUNK,
+    sc.RATELIMIT_REMAINING_REQUESTS,
+    sc.RATELIMIT_REMAINING_TOKENS,
+    sc.RATELIMIT_RESET_REQUESTS_S,
+    sc.RATELIMIT_RESET_TOKENS_S,
+    sc.RETRY_AFTER_S,
+}
 _unpack_double = struct.Struct("<d").unpack_from
 
 
@@ -148,6 +167,15 @@ def _parse(raw: bytes) -> tuple[str, Any]:
         # Short arrays (finish reasons) repeat like scalars; the cached list is shared and only read.
         if len(raw) > 256 or isinstance(parsed[1], dict):
             return parsed
+    key = parsed[0]
+    if key in _unique:
+        return parsed
+    n = _misses.get(key, 0) + 1
+    if n > _UNIQUE_AFTER and len(_unique) < 4096:
+        _unique.add(key)
+        return parsed
+    if key in _misses or len(_misses) < 4096:
+        _misses[key] = n
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()  # crude but bounded; the hot values come back within a batch
     _cache[raw] = parsed

@@ -45,6 +45,29 @@ def test_fast_decode_equals_generic_decode(attr_sets: list[dict[str, object]]) -
     assert decode_protobuf(body) == decode_protobuf_generic(body)
 
 
+def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spendscope.collector import fastpb
+
+    monkeypatch.setattr(fastpb, "_UNIQUE_AFTER", 3)
+    monkeypatch.setattr(fastpb, "_cache", {})
+    monkeypatch.setattr(fastpb, "_misses", {})
+    monkeypatch.setattr(fastpb, "_unique", set(fastpb._unique))
+    spans = [
+        span_dict(
+            {"spendscope.openai.request_id": f"req_{i}", "x.serial": i, "x.model": "gpt-4o"},
+            start_ns=1_700_000_000_000_000_000 + i,
+        )
+        for i in range(6)
+    ]
+    body = make_request(spans).SerializeToString()
+    assert decode_protobuf(body) == decode_protobuf_generic(body)
+    cached_keys = [key for key, _ in fastpb._cache.values()]
+    assert "spendscope.openai.request_id" not in cached_keys  # known to be unique per call
+    assert cached_keys.count("x.serial") == 3 and "x.serial" in fastpb._unique  # learnt
+    assert cached_keys.count("x.model") == 1
+    assert decode_protobuf(body) == decode_protobuf_generic(body)
+
+
 def _span(attrs: dict[str, object], **kw: object) -> SpanData:
     base = {
         "trace_id": b"\x01" * 16,
