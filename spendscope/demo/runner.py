@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spendscope.demo.traffic import SERVICES
-
 __all__ = ["DemoOptions", "demo_config", "run_demo"]
 
 INSTRUMENTED = ("checkout-api", "support-bot", "docs-indexer")
@@ -298,6 +296,3 @@ def _print_summary(collector: str) -> None:
     totals = spend.get("totals", {})
     print(f"  total            {totals.get('calls')!s:>6} calls  ${totals.get('cost_usd')}")
 
-
-def services() -> list[str]:
-    return sorted(SERVICES)

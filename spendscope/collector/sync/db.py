@@ -19,6 +19,7 @@ import duckdb
 from spendscope.collector.sync.parse import METRICS, CostRow, UsageRow
 
 __all__ = [
+    "RUN_COLUMNS",
     "EndpointState",
     "WriteCounts",
     "finish_run",
@@ -30,6 +31,31 @@ __all__ = [
     "write_cost_page",
     "write_usage_page",
 ]
+
+
+# The sync_runs columns a run reports (migration 010); the outcome is every one after started_at.
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "trigger",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "window_start",
+    "window_end",
+    "requests",
+    "retries",
+    "pages",
+    "buckets",
+    "rows_read",
+    "rows_inserted",
+    "rows_updated",
+    "rows_deleted",
+    "errors",
+    "error",
+    "details",
+)
+_OUTCOME_COLUMNS = ("status", *RUN_COLUMNS[RUN_COLUMNS.index("finished_at") :])
 
 
 def utc(ts: float) -> datetime:
@@ -253,24 +279,7 @@ def start_run(con: duckdb.DuckDBPyConnection, trigger: str, now: float) -> int:
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, record: Mapping[str, Any]) -> None:
     """Write the run's outcome; ``record`` holds the sync_runs columns by name."""
-    cols = [
-        "status",
-        "finished_at",
-        "duration_s",
-        "window_start",
-        "window_end",
-        "requests",
-        "retries",
-        "pages",
-        "buckets",
-        "rows_read",
-        "rows_inserted",
-        "rows_updated",
-        "rows_deleted",
-        "errors",
-        "error",
-        "details",
-    ]
+    cols = _OUTCOME_COLUMNS
     args = [record.get(c) for c in cols]
     con.execute(
         f"UPDATE sync_runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE run_id = ?", [*args, run_id]

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from spendscope.collector.api import BadRequest, parse_group_by, parse_time
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.sync import reconcile as rec
+from spendscope.collector.sync.db import RUN_COLUMNS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
 
 __all__ = ["sync_routes"]
@@ -103,33 +104,15 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-_RUN_COLS = (
-    "run_id",
-    "trigger",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "window_start",
-    "window_end",
-    "requests",
-    "retries",
-    "pages",
-    "buckets",
-    "rows_read",
-    "rows_inserted",
-    "rows_updated",
-    "rows_deleted",
-    "errors",
-    "error",
-)
+# The listing leaves out the per-endpoint details (a JSON blob) to stay one flat row per run.
+_LISTED = tuple(c for c in RUN_COLUMNS if c != "details")
 _TIMES = frozenset({"started_at", "finished_at", "window_start", "window_end"})
 
 
 def _runs(con: Any, limit: int) -> list[dict[str, Any]]:
     # TIMESTAMPTZ needs pytz to reach Python: format it in SQL instead.
     cols = ", ".join(
-        f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ')" if c in _TIMES else c for c in _RUN_COLS
+        f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ')" if c in _TIMES else c for c in _LISTED
     )
     rows = con.execute(f"SELECT {cols} FROM sync_runs ORDER BY run_id DESC LIMIT ?", [limit]).fetchall()
-    return [dict(zip(_RUN_COLS, r, strict=True)) for r in rows]
+    return [dict(zip(_LISTED, r, strict=True)) for r in rows]
