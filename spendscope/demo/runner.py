@@ -295,4 +295,3 @@ def _print_summary(collector: str) -> None:
         print(f"  {row.get('service')!s:<16} {row.get('calls')!s:>6} calls  ${row.get('cost_usd')}")
     totals = spend.get("totals", {})
     print(f"  total            {totals.get('calls')!s:>6} calls  ${totals.get('cost_usd')}")
-
