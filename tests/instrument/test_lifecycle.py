@@ -13,7 +13,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spendscope
-from spendscope import semconv as sc
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -133,7 +132,6 @@ def test_collector_unreachable_calls_succeed_queue_bounded(
         started = time.perf_counter()
         handle.uninstrument()
         assert time.perf_counter() - started < 15  # shutdown is bounded too
-    assert sc.ATTEMPT  # the contract module is importable without the server extra
 
 
 @pytest.fixture
