@@ -49,6 +49,19 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _env(collector: CollectorProcess, fake: Any, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": fake.api_key,
+        "GATEWAY_BASE_URL": fake.base_url,
+        "AZURE_OPENAI_ENDPOINT": fake.root_url,
+        "AZURE_OPENAI_API_KEY": fake.azure_api_key,
+        "OPENAI_API_VERSION": "2024-10-21",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        **extra,
+    }
+
+
 def _spend_by(collector: CollectorProcess, key: str) -> dict[str, dict[str, Any]]:
     response = httpx.get(
         f"{collector.url}/api/v1/spend",
@@ -77,28 +90,24 @@ def test_example_runs_and_its_calls_arrive(
     service: str,
     extra_env: dict[str, str],
 ) -> None:
-    env = {
-        "OPENAI_BASE_URL": fake_openai_server.base_url,
-        "OPENAI_API_KEY": fake_openai_server.api_key,
-        "GATEWAY_BASE_URL": fake_openai_server.base_url,
-        "AZURE_OPENAI_ENDPOINT": fake_openai_server.root_url,
-        "AZURE_OPENAI_API_KEY": fake_openai_server.azure_api_key,
-        "OPENAI_API_VERSION": "2024-10-21",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        **extra_env,
-    }
-    _run([sys.executable, *argv], EXAMPLES / example, env)
+    _run([sys.executable, *argv], EXAMPLES / example, _env(collector, fake_openai_server, extra_env))
     rows = _spend_by(collector, "service")
     assert service in rows, rows
     assert rows[service]["calls"] >= 1
     assert rows[service]["input_tokens"] > 0
 
 
-def test_fastapi_example_attributes_users_and_routes(collector: CollectorProcess) -> None:
+def test_fastapi_example_attributes_users_and_routes(
+    collector: CollectorProcess, fake_openai_server: Any
+) -> None:
+    # Runs the example itself, so it holds whatever order the tests run in.
+    _run(
+        [sys.executable, "-c", FASTAPI_DRIVER],
+        EXAMPLES / "fastapi_service",
+        _env(collector, fake_openai_server, {}),
+    )
     users = _spend_by(collector, "user")
     features = _spend_by(collector, "feature")
-    if "u-17" not in users:
-        pytest.skip("runs after the fastapi example")
     assert {"u-17", "u-18"} <= set(users)
     assert {"/answer", "/summarize"} <= set(features)
 
