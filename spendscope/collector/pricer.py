@@ -116,20 +116,32 @@ class Pricer:
 
     @staticmethod
     def _fast(e: _Linear, usage: tuple[int, int, int, int, int]) -> int | None:
+        """Picodollars for a plain usage; None when a used kind has no rate (unpriced)."""
         inp, cached, write, out, reasoning = usage
         r_in, r_cached, r_write, r_out, r_reason = e.rates
+        uncached = inp - cached - write
         total = 0
-        for count, rate in (
-            (inp - cached - write, r_in),
-            (cached, r_cached),
-            (write, r_write),
-            (out, r_out),
-            (reasoning, r_reason),
-        ):
-            if count:
-                if rate is None:
-                    return None
-                total += count * rate
+        # Unrolled rather than a loop over pairs: this runs once per priced call.
+        if uncached:
+            if r_in is None:
+                return None
+            total += uncached * r_in
+        if cached:
+            if r_cached is None:
+                return None
+            total += cached * r_cached
+        if write:
+            if r_write is None:
+                return None
+            total += write * r_write
+        if out:
+            if r_out is None:
+                return None
+            total += out * r_out
+        if reasoning:
+            if r_reason is None:
+                return None
+            total += reasoning * r_reason
         return total
 
     def price(
@@ -144,7 +156,7 @@ class Pricer:
     ) -> PricingResult:
         """Price one call from its seven token counts (``TOKEN_FIELDS`` order, None when absent)."""
         inp, cached, write, out, reasoning, in_audio, out_audio = tokens
-        if all(t is None for t in tokens):
+        if tokens.count(None) == 7:
             # No usage at all: a failed attempt costs nothing; a success is unknown, not free.
             return (None, "no_usage", 0) if is_error else (None, "missing_usage", None)
         inp, cached, write, out, reasoning = inp or 0, cached or 0, write or 0, out or 0, reasoning or 0
