@@ -161,15 +161,14 @@ class IngestResult:
 class IngestBatch:
     """One request's worth of work for the writer, prepared before it is queued.
 
-    Everything Python-heavy (normalization, pricing, Arrow conversion, the id set, the days touched)
-    is done on the receiving side (a thread or a decode worker process), so the writer thread mostly
+    Everything Python-heavy (normalization, pricing, Arrow conversion, the days touched) is done on
+    the receiving side (a thread or a decode worker process), so the writer thread mostly
     waits on DuckDB, which releases the GIL.
     """
 
     table: pa.Table | None
     rejected: list[tuple[str | None, ...]]
     ignored: int
-    keys: frozenset[tuple[str, str]] = frozenset()
     days: frozenset[int] = frozenset()
     lo: int = 0
     hi: int = 0
@@ -190,16 +189,6 @@ class IngestBatch:
             reasons[reason] = reasons.get(reason, 0) + 1
         msgs = tuple(f"{n} span(s): {reason}" for reason, n in sorted(reasons.items()))
         return IngestResult(self.n_rows, len(self.rejected), self.ignored, msgs)
-
-    def without(self, seen: set[tuple[str, str]]) -> pa.Table | None:
-        """This batch's rows minus the spans in ``seen`` (a retry racing its original in one group)."""
-        if self.table is None:
-            return None
-        tids = self.table.column("trace_id").to_pylist()
-        sids = self.table.column("span_id").to_pylist()
-        mask = pa.array([(t, s) not in seen for t, s in zip(tids, sids, strict=True)])
-        kept = self.table.filter(mask)
-        return kept if kept.num_rows else None
 
 
 def _service(span: SpanData) -> str | None:
@@ -232,8 +221,7 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
             rows.append(row)
     if not rows:
         return IngestBatch(None, rejected, ignored)
-    keys = {(r[0], r[1]) for r in rows}
-    if len(keys) != len(rows):
+    if len({(r[0], r[1]) for r in rows}) != len(rows):
         rows = _dedupe(rows)
     pricing = pricer.price_rows(rows, _IDX)
     starts = [r[2] for r in rows]
@@ -241,7 +229,6 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
         rows_to_arrow(rows, pricing),
         rejected,
         ignored,
-        keys=frozenset(keys),
         days=frozenset(t // _NS_PER_DAY for t in starts),
         lo=min(starts),
         hi=max(starts),
@@ -302,6 +289,26 @@ def _dedupe(rows: list[tuple[Any, ...]], seen: set[tuple[str, str]] | None = Non
             seen.add(key)
             out.append(row)
     return out
+
+
+def _has_repeats(table: pa.Table) -> bool:
+    """Whether a (trace_id, span_id) occurs twice, computed in Arrow (each batch is already unique)."""
+    distinct = table.select(["trace_id", "span_id"]).group_by(["trace_id", "span_id"]).aggregate([])
+    return bool(distinct.num_rows != table.num_rows)
+
+
+def _first_copies(tables: Sequence[pa.Table]) -> pa.Table:
+    """The tables' rows without repeats of a (trace_id, span_id), the first copy kept."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[pa.Table] = []
+    for t in tables:
+        ids = zip(t.column("trace_id").to_pylist(), t.column("span_id").to_pylist(), strict=True)
+        mask = []
+        for key in ids:
+            mask.append(key not in seen)
+            seen.add(key)
+        kept.append(t.filter(pa.array(mask, type=pa.bool_())))
+    return pa.concat_tables(kept)
 
 
 @dataclass(slots=True)
@@ -446,35 +453,29 @@ class Writer:
             task.future.set_exception(exc)
 
     def _commit(self, group: list[IngestBatch]) -> None:
-        tables: list[pa.Table] = []
-        seen: set[tuple[str, str]] = set()
-        rejected: list[tuple[str | None, ...]] = []
+        tables = [b.table for b in group if b.table is not None]
+        rejected = [r for b in group for r in b.rejected]
         days: set[int] = set()
         lo, hi = 1 << 63, 0
         for b in group:
-            rejected.extend(b.rejected)
-            if b.table is None:
-                continue
-            table = b.table
-            if seen and not seen.isdisjoint(b.keys):
-                table = b.without(seen)
-            seen |= b.keys
-            if table is not None:
-                tables.append(table)
-            days |= b.days
-            lo, hi = min(lo, b.lo), max(hi, b.hi)
+            if b.table is not None:
+                days |= b.days
+                lo, hi = min(lo, b.lo), max(hi, b.hi)
+        table = pa.concat_tables(tables) if tables else None
+        if len(tables) > 1 and table is not None and _has_repeats(table):
+            table = _first_copies(tables)  # a retry raced its original into the same group
         new_days = days - self.marked_days
         con = self._store.connection
         con.execute("BEGIN TRANSACTION")
         try:
-            insert_batch(con, pa.concat_tables(tables) if tables else None, lo, hi, rejected)
+            insert_batch(con, table, lo, hi, rejected)
             mark_days_dirty(con, new_days)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         self.marked_days |= new_days
-        self.rows_committed += sum(t.num_rows for t in tables)
+        self.rows_committed += 0 if table is None else table.num_rows
         self.rejected_committed += len(rejected)
 
     def _commit_group(self, group: list[IngestBatch]) -> None:

@@ -32,7 +32,6 @@ class Prepared:
     ipc: bytes | None
     rejected: list[tuple[str | None, ...]]
     ignored: int
-    keys: frozenset[tuple[str, str]]
     days: frozenset[int]
     lo: int
     hi: int
@@ -103,9 +102,9 @@ def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:
         with pa.ipc.new_stream(sink, batch.table.schema) as w:
             w.write_table(batch.table)
         ipc = sink.getvalue().to_pybytes()
-    return Prepared(ipc, batch.rejected, batch.ignored, batch.keys, batch.days, batch.lo, batch.hi)
+    return Prepared(ipc, batch.rejected, batch.ignored, batch.days, batch.lo, batch.hi)
 
 
 def to_batch(p: Prepared) -> IngestBatch:
     table = pa.ipc.open_stream(p.ipc).read_all() if p.ipc is not None else None
-    return IngestBatch(table, p.rejected, p.ignored, keys=p.keys, days=p.days, lo=p.lo, hi=p.hi)
+    return IngestBatch(table, p.rejected, p.ignored, days=p.days, lo=p.lo, hi=p.hi)

@@ -1,0 +1,70 @@
+"""The single writer against a real DuckDB file: group commits, repeats inside one group, shutdown."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+
+from spendscope.collector.ingest import IngestBatch, Writer, build_batch
+from spendscope.collector.otlp import decode_protobuf
+from spendscope.collector.pricer import Pricer
+from spendscope.collector.store import Store
+from spendscope.pricing import PriceTable
+from tests.collector.helpers import genai_attrs, make_request, span_dict
+
+
+def _batch(spans: list[dict[str, object]], pricer: Pricer) -> IngestBatch:
+    return build_batch(decode_protobuf(make_request(spans).SerializeToString()), pricer)
+
+
+def test_a_group_with_a_retry_of_its_neighbour_stores_each_span_once(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "w.duckdb"))
+    store.migrate()
+    pricer = Pricer(PriceTable.default())
+    now = time.time_ns()
+    spans = [
+        span_dict(
+            genai_attrs(**{"gen_ai.usage.input_tokens": 10 + i}), start_ns=now + i, span_id=os.urandom(8)
+        )
+        for i in range(6)
+    ]
+    first = _batch(spans[:4], pricer)
+    retry = _batch(spans[2:4], pricer)  # the exporter retried while the original was still queued
+    other = _batch(spans[4:], pricer)
+    writer = Writer(store, max_queue_spans=1000, batch_spans=1000, linger_s=0.5)
+    for b in (first, retry, other):  # queued before the thread starts: one group
+        assert writer.offer(b)
+    writer.start()
+    try:
+        results = [b.future.result(timeout=30) for b in (first, retry, other)]
+    finally:
+        assert writer.stop(timeout=30)
+    assert [r.stored for r in results] == [4, 2, 2]  # every request is acknowledged in full
+    assert writer.commits == 1 and writer.rows_committed == 6
+    rows = store.connection.execute(
+        "SELECT span_id, input_tokens FROM calls ORDER BY input_tokens"
+    ).fetchall()
+    store.close()
+    assert [r[1] for r in rows] == [10, 11, 12, 13, 14, 15]
+    assert len({r[0] for r in rows}) == 6
+
+
+def test_stop_commits_what_was_queued(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.duckdb"))
+    store.migrate()
+    pricer = Pricer(PriceTable.default())
+    batches = [_batch([span_dict(genai_attrs())], pricer) for _ in range(3)]
+    writer = Writer(store, max_queue_spans=2, batch_spans=1000, linger_s=5.0)
+    assert writer.offer(batches[0]) and writer.offer(batches[1])
+    assert not writer.offer(batches[2])  # the queue bound holds: the receiver answers 503
+    writer.start()
+    assert writer.stop(timeout=30)  # no 5 s linger at shutdown: drain and commit now
+    assert all(b.future.result(timeout=1).stored == 1 for b in batches[:2])
+    count = store.connection.execute("SELECT count(*) FROM calls").fetchone()
+    store.close()
+    assert count == (2,)
