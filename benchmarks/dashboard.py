@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import statistics
 import tempfile
 import time
@@ -65,6 +66,11 @@ def _get(conn: http.client.HTTPConnection, path: str, params: dict[str, str]) ->
     return (time.perf_counter() - started) * 1000
 
 
+def _load() -> str:
+    # The VM is shared: the load next to a figure says how much CPU the run really had.
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dashboard")
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             start = (now - timedelta(days=30)).isoformat()
             end = (now + timedelta(seconds=1)).isoformat()
             baseline = statistics.median(_get(conn, "/healthz", {}) for _ in range(20))
-            print(f"  baseline /healthz round trip: {baseline:.1f} ms")
+            print(f"  baseline /healthz round trip: {baseline:.1f} ms   {_load()}")
             worst = 0.0
             for page, calls in _pages(start, end).items():
                 for path, params in calls:
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {page:<15} {len(calls)} call(s): median {median:7.1f} ms per page load "
                     f"({median / baseline:.0f}x the /healthz round trip)  {verdict}"
                 )
-            print(f"  slowest page: {worst:.1f} ms (target <= 300 ms at {args.rows:,} calls)")
+            print(f"  slowest page: {worst:.1f} ms (target <= 300 ms at {args.rows:,} calls)   {_load()}")
         finally:
             proc.terminate()
             proc.wait(30)

@@ -4,9 +4,11 @@ Builds a ``calls`` table in DuckDB SQL (30+ days in time order, 20 models, 7 pro
 rolls it up the way the collector does, then times through a real collector's HTTP API:
 
 * ``/api/v1/spend?group_by=day,model`` over the last 30 days (rollups + the partial edge days);
-* ``/api/v1/latency?group_by=model`` over 30 days (exact percentiles from the base table).
+* ``/api/v1/latency?group_by=model`` over 30 days (percentiles from the daily latency histograms
+  + the partial edge days).
 
-The same-run baseline is the equivalent raw SQL on the base table (no rollup, no HTTP).
+The same-run baseline is the equivalent raw SQL on the base table (no rollup, no HTTP, exact
+percentiles). The load average is printed with the figures: the VM may be shared.
 
     python -m benchmarks.query [--rows 1000000] [--large] [--runs 15] [--quick]
 """
@@ -85,6 +87,9 @@ SELECT
 FROM (SELECT range AS i, (200000 + hash(range) % 3000000)::BIGINT AS lat_us FROM range($lo, $hi))
 """
 
+_SETTLE_S = 3.0
+_WARMUP = 3
+
 _RAW_SPEND = """
 SELECT day, model, count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, sum(input_tokens),
        sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost_usd),
@@ -126,7 +131,8 @@ def _time_raw(path: Path, start: datetime, end: datetime, runs: int) -> dict[str
     con.execute("SET TimeZone = 'UTC'")
     out: dict[str, list[float]] = {"spend": [], "latency": []}
     for name, sql in (("spend", _RAW_SPEND), ("latency", _RAW_LATENCY)):
-        con.execute(sql, {"start": start, "end": end}).fetchall()  # first run: cold
+        for _ in range(_WARMUP):  # cold runs, not counted
+            con.execute(sql, {"start": start, "end": end}).fetchall()
         for _ in range(runs):
             t = time.perf_counter()
             con.execute(sql, {"start": start, "end": end}).fetchall()
@@ -147,14 +153,14 @@ def _time_api(port: int, start: datetime, end: datetime, runs: int) -> dict[str,
         + urllib.parse.urlencode({"start": start.isoformat(), "end": end.isoformat(), "group_by": "model"}),
     }
     for name, path in paths.items():
-        for i in range(runs + 1):
+        for i in range(runs + _WARMUP):
             t = time.perf_counter()
             conn.request("GET", path)
             resp = conn.getresponse()
             body = resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
-            if i:  # the first run is cold
+            if i >= _WARMUP:  # the first runs read cold pages
                 out[name].append((time.perf_counter() - t) * 1000)
         rows = json.loads(body)["rows"]
         print(f"  ({name}: {len(rows)} rows)")
@@ -179,11 +185,18 @@ def _start_collector(db: Path, work: Path) -> tuple[subprocess.Popen[bytes], int
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", "/healthz")
             if c.getresponse().status == 200:
+                # Let start-up work finish (decode worker processes importing, the start-up rollup
+                # of dirty days) so that the timings measure queries, not a starting process.
+                time.sleep(_SETTLE_S)
                 return proc, port
         except OSError:
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("collector did not start")
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _summary(ms: list[float]) -> str:
@@ -211,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"query: {rows:,} calls over 32 days built in {time.perf_counter() - t:.1f} s ({size_mb:,.0f} MB)"
         )
+        print(f"  load average before timing: {_load()}")
         raw = _time_raw(db, start, end, runs)
         proc, port = _start_collector(db, work)
         try:
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(f"    raw SQL on calls (baseline):          {_summary(raw[name])}")
             print(f"    ratio API / raw SQL: {ratio:.2f}")
+        print(f"  load average after timing: {_load()}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from spendscope.collector.rollups import DAILY, LATENCY_BUCKET_SQL, Combine, Rollup, percentile_buckets_sql
 from spendscope.pricing import money_str
@@ -432,12 +433,30 @@ def to_json_value(v: Any) -> Any:
     return v
 
 
+def _json_column(column: Any) -> list[Any]:
+    """An Arrow column's values as :func:`to_json_value` gives them, choosing the conversion once
+    per column by its type instead of once per value (answers have thousands of cells)."""
+    values: list[Any] = column.to_pylist()
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        return [None if v is None else money_str(v) for v in values]
+    if pa.types.is_timestamp(kind):
+        return [None if v is None else v.isoformat().replace("+00:00", "Z") for v in values]
+    if pa.types.is_date(kind):
+        return [None if v is None else v.isoformat() for v in values]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return [to_json_value(v) for v in values]
+    return values
+
+
 def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]]:
     # Through Arrow: DuckDB's own Python conversion of TIMESTAMPTZ needs pytz, Arrow uses zoneinfo.
     # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
     params = {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
     table = con.sql(q.sql, params=params).to_arrow_table()
-    return [{k: to_json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+    names = table.column_names
+    columns = [_json_column(table.column(i)) for i in range(len(names))]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def spend_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

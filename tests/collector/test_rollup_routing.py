@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from spendscope.collector import insights as ins
-from spendscope.collector.queries import build_spend, fetch_dicts, run_latency, snapshot
+from spendscope.collector.queries import Query, build_spend, fetch_dicts, run_latency, snapshot, to_json_value
 from spendscope.collector.rollups import DAILY, INSIGHTS, roll_dirty_days
 from spendscope.collector.store import Store
 
@@ -210,8 +210,6 @@ def test_the_old_calls_queries_agree(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def fetch_dicts_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    from spendscope.collector.queries import Query
-
     return fetch_dicts(con, Query(sql, params))
 
 
@@ -309,3 +307,17 @@ def test_the_migration_backfills_the_insights_rollup(tmp_path: Path) -> None:
         c, ins.build_breakdown(scope, "model", None)
     )
     store.close()
+
+
+def test_fetch_dicts_converts_like_to_json_value(con: duckdb.DuckDBPyConnection) -> None:
+    sql = (
+        "SELECT day, start_time, start_time::TIMESTAMP AS naive, cost_usd, input_tokens::HUGEINT AS big, "
+        "model, is_error, duration_s, [duration_s, ttfc_s] AS pair, [start_time] AS times, tags "
+        "FROM calls ORDER BY start_time LIMIT 300"
+    )
+    expected = [
+        {k: to_json_value(v) for k, v in row.items()} for row in con.sql(sql).to_arrow_table().to_pylist()
+    ]
+    assert fetch_dicts(con, Query(sql, {})) == expected
+    assert any(r["cost_usd"] is None for r in expected) and any(r["tags"] for r in expected)
+    assert fetch_dicts(con, Query("SELECT 1 AS x WHERE false", {})) == []
