@@ -5,7 +5,7 @@ keep-alive connections, each waiting for its 200 (which the collector sends afte
 The same-run baseline is a plain DuckDB Arrow insert of the same rows into the same schema, so the
 ratio says how much the receiver, decode, normalization and pricing cost on top of storage.
 
-    python -m benchmarks.ingest [--spans 300000] [--senders 4] [--quick]
+    python -m benchmarks.ingest [--spans 300000] [--senders 16] [--prefill 1000000] [--quick]
 """
 
 from __future__ import annotations
@@ -179,14 +179,25 @@ def _health(port: int) -> dict[str, Any]:
 
 
 def run_collector_bench(
-    total_spans: int, senders: int, workdir: Path, settings: dict[str, str] | None = None
+    total_spans: int,
+    senders: int,
+    workdir: Path,
+    settings: dict[str, str] | None = None,
+    prefill: int = 0,
 ) -> dict[str, float]:
     import subprocess
+    from datetime import UTC, datetime
 
     from tests.collector.helpers import free_port
 
     port = free_port()
     db = workdir / "bench.duckdb"
+    if prefill:
+        from benchmarks.query import build_db
+
+        # Calls spread over the last 32 days: the new spans land among them, so the insert's
+        # duplicate check and the checkpoints work against a table of that size.
+        build_db(db, prefill, datetime.now(UTC))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
     log = (workdir / "collector.log").open("wb")
     cmd = [sys.executable, "-m", "spendscope", "collector", "--port", str(port), "--db", str(db)]
@@ -312,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=TOML",
         help="a [collector] setting for the run, e.g. --set 'duckdb_checkpoint_threshold=\"16MB\"'",
     )
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="calls already stored before the run (e.g. 1000000)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run (30k spans)")
     args = parser.parse_args(argv)
     settings = dict(item.split("=", 1) for item in args.set)
@@ -320,9 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     total = 30_000 if args.quick else args.spans
     with tempfile.TemporaryDirectory(prefix="spendscope-bench-") as tmp:
         work = Path(tmp)
-        print(f"ingest: {total:,} spans in {BATCH}-span OTLP protobuf requests, {args.senders} senders")
+        print(
+            f"ingest: {total:,} spans in {BATCH}-span OTLP protobuf requests, {args.senders} senders, "
+            f"{args.prefill:,} calls stored before (load average {os.getloadavg()[0]:.1f})"
+        )
         base = run_baseline(max(20, min(200, total // BATCH // 4)), work)
-        res = run_collector_bench(total, args.senders, work, settings)
+        res = run_collector_bench(total, args.senders, work, settings, args.prefill)
         print(
             f"  collector end to end: {res['spans_per_s']:,.0f} spans/s "
             f"({res['spans']:,} spans acknowledged in {res['seconds']:.2f} s, {res['commits']} commits, "
