@@ -35,6 +35,7 @@ from spendscope.collector.queries import (
     Query,
     build_union,
     fetch_dicts,
+    filter_conds,
     key_col,
     latency_from_hist,
     measure,
@@ -136,14 +137,15 @@ def _choice(
     return value
 
 
+def _filter_columns(scope: Scope) -> dict[str, tuple[str, ...]]:
+    return {FILTER_COLUMNS[name]: values for name, values in scope.filters.items()}
+
+
 def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
     """``WHERE`` text over ``calls`` for the range and filters, and its parameters (calls-only reads)."""
-    parts = ["start_time >= $start", "start_time < $end"]
     params: dict[str, Any] = {"start": scope.start, "end": scope.end}
-    for name, values in scope.filters.items():
-        parts.append(f"list_contains($f_{name}, {FILTER_COLUMNS[name]})")
-        params[f"f_{name}"] = list(values)
-    return " AND ".join(parts), params
+    conds = filter_conds(_filter_columns(scope), "f_", params)
+    return " AND ".join(["start_time >= $start", "start_time < $end", *conds]), params
 
 
 # --- routing: clean whole days from rollup_insights_daily, the rest from calls ---------------------
@@ -177,8 +179,9 @@ def _union(
     scope: Scope, keys: Sequence[Col], aggs: Sequence[Agg], dirty: Collection[date] | None, prefix: str = ""
 ) -> Query:
     """``keys`` and ``aggs`` over the scope; ``dirty=None`` reads calls only (the reference answer)."""
-    filters = {FILTER_COLUMNS[name]: values for name, values in scope.filters.items()}
-    return build_union(INSIGHTS, scope.start, scope.end, keys, aggs, dirty, filters, prefix=prefix)
+    return build_union(
+        INSIGHTS, scope.start, scope.end, keys, aggs, dirty, _filter_columns(scope), prefix=prefix
+    )
 
 
 def _out(*columns: str) -> str:

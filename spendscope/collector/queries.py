@@ -39,6 +39,7 @@ __all__ = [
     "build_spend",
     "build_union",
     "fetch_dicts",
+    "filter_conds",
     "key_col",
     "latency_from_hist",
     "measure",
@@ -163,8 +164,8 @@ def _base_ranges(
     return ranges
 
 
-def _filters(filters: Mapping[str, Sequence[Any]], prefix: str, params: dict[str, Any]) -> list[str]:
-    """``list_contains`` conditions for exact-match filters (calls column → values); adds params."""
+def filter_conds(filters: Mapping[str, Sequence[Any]], prefix: str, params: dict[str, Any]) -> list[str]:
+    """``list_contains`` conditions for exact-match filters (column → values); adds their params."""
     conds = []
     for i, (column, values) in enumerate(filters.items()):
         params[f"{prefix}f{i}"] = list(values)
@@ -197,7 +198,7 @@ def build_union(
     """
     filters = filters or {}
     params: dict[str, Any] = {}
-    conds = _filters(filters, prefix, params)
+    conds = filter_conds(filters, prefix, params)
     d0, d1 = _day_ceil(start), end.date()
     parts: list[str] = []
     ranges = [(start, end)]
@@ -292,7 +293,7 @@ def build_latency_hist(
     d0, d1 = _day_ceil(start), end.date()
     stale = sorted(d for d in dirty_days if d0 <= d < d1)
     params: dict[str, Any] = {"d0": d0, "d1": d1, "stale": stale}
-    conds = _filters({"model": models} if models else {}, "h", params)
+    conds = filter_conds({"model": models} if models else {}, "h", params)
     clean = " AND ".join(["day >= $d0", "day < $d1", "NOT list_contains($stale::DATE[], day)", *conds])
     sel = _select_keys(keys)
     plain = "".join(f"{k}, " for k in keys)
