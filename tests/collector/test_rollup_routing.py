@@ -321,3 +321,34 @@ def test_fetch_dicts_converts_like_to_json_value(con: duckdb.DuckDBPyConnection)
     assert fetch_dicts(con, Query(sql, {})) == expected
     assert any(r["cost_usd"] is None for r in expected) and any(r["tags"] for r in expected)
     assert fetch_dicts(con, Query("SELECT 1 AS x WHERE false", {})) == []
+
+
+def test_migration_007_derives_stored_percentiles_from_the_histograms(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "p.duckdb"))
+    store.migrate()
+    c = store.connection
+    _seed(c, T0, NOW, 800, 0)
+    roll_dirty_days(c, NOW)
+    rolled = sorted(c.execute("SELECT * FROM rollup_latency_pct_daily").fetchall(), key=str)
+    assert len(rolled) == 10 * 4 * 2  # days × models × metrics
+    c.execute("DROP TABLE rollup_latency_pct_daily")
+    c.execute("DELETE FROM schema_migrations WHERE version = 7")
+    assert store.migrate() == ["007_latency_percentiles.sql"]
+    assert sorted(c.execute("SELECT * FROM rollup_latency_pct_daily").fetchall(), key=str) == rolled
+    store.close()
+
+
+def test_retention_covers_the_new_rollups(tmp_path: Path) -> None:
+    from spendscope.collector.config import RetentionSettings
+    from spendscope.collector.rollups import apply_retention
+
+    store = Store(str(tmp_path / "t.duckdb"))
+    store.migrate()
+    c = store.connection
+    _seed(c, T0, NOW, 500, 0)
+    roll_dirty_days(c, NOW)
+    apply_retention(c, NOW, RetentionSettings(calls_days=None, rejected_days=None, rollup_days=3))
+    for table in ("rollup_insights_daily", "rollup_latency_pct_daily"):
+        first = c.execute(f"SELECT min(day) FROM {table}").fetchone()
+        assert first is not None and first[0] == NOW.date() - timedelta(days=3), table
+    store.close()
