@@ -52,7 +52,7 @@ class CollectorSettings:
     # How long the writer waits for more requests before a commit. Every insert into DuckDB has a
     # fixed cost of several ms, so under load a longer wait means fewer, larger, cheaper commits.
     writer_linger_ms: int = 50
-    # Processes that decode request bodies; None = one fewer than the cores (max 4), 0 = in-process.
+    # Processes that decode request bodies; None = the cores (max 4; none on one core), 0 = in-process.
     decode_workers: int | None = None
     retry_after_s: int = 1
     rollup_interval_s: int = 60
