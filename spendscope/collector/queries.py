@@ -252,9 +252,11 @@ def build_spend(
     u = build_union(
         DAILY, start, end, _spend_cols(keys), [measure(DAILY, m) for m in DAILY.measures], dirty_days, filters
     )
+    # Counts and token sums as BIGINT: Python ints straight from Arrow (HUGEINT arrives as a decimal
+    # to format and parse back); a sum past 9.2e18 tokens fails loudly rather than wrap.
     counts = ("calls", "errors", "priced_calls", "unpriced_calls")
     metrics = ", ".join(
-        f"coalesce({m}, 0)::BIGINT AS {m}" if m in counts else f"{m}::HUGEINT AS {m}" if m in _TOKENS else m
+        f"coalesce({m}, 0)::BIGINT AS {m}" if m in counts else f"{m}::BIGINT AS {m}" if m in _TOKENS else m
         for m in DAILY.measures
     )
     sql = f"SELECT {''.join(f'{k}, ' for k in keys)}{metrics} FROM ({u.sql}){_order(keys)}"
