@@ -158,7 +158,10 @@ def test_reliability_page(app: AppTest, collector: Collector) -> None:
         == ["rate_limit_exceeded", "server_error"]
     )
     assert list(t_err["errors"]) == ["2", "1"]
-    lat = collector.get("/api/v1/insights/latency", by="model", **_params())["rows"]
+    lat_doc = collector.get("/api/v1/insights/latency", by="model", **_params())
+    lat = lat_doc["rows"]
+    histogram_note = any("latency histograms" in c.value for c in at.caption)
+    assert histogram_note == bool(lat_doc["approximate"])  # the page says when percentiles are binned
     t_lat = at.dataframe[1].value
     assert list(t_lat["key"]) == [r["key"] for r in lat]
     assert list(t_lat["p95_s"]) == [format_seconds(r["p95_s"]) for r in lat]

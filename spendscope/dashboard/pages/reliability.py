@@ -36,7 +36,10 @@ view.show_table(
 )
 
 st.subheader("Latency percentiles (successful calls)")
-lat = view.fetch_rows("/api/v1/insights/latency", {**f.params(), "by": "model"})
+lat_doc = view.fetch("/api/v1/insights/latency", {**f.params(), "by": "model"})
+lat = list(lat_doc.get("rows", []))
+if lat_doc.get("approximate"):
+    st.caption("From daily latency histograms: each percentile is within about 2.2% of the exact value.")
 view.show_table(
     lat,
     name="latency-by-model",
