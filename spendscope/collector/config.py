@@ -217,7 +217,16 @@ def _parse_retention(raw: Mapping[str, Any], path: str | None) -> RetentionSetti
         k: _get_int(sec, k, getattr(d, k), path, "retention", minimum=0) or None
         for k in sorted(_RETENTION_KEYS)
     }
-    return RetentionSettings(**values)
+    r = RetentionSettings(**values)
+    # Old days are answered from the rollups: dropping a day's rollup while its calls remain
+    # would make that day's spend vanish from every answer.
+    if r.rollup_days is not None and (r.calls_days is None or r.rollup_days < r.calls_days):
+        keep = "forever" if r.calls_days is None else f"{r.calls_days} days"
+        raise ConfigError(
+            f"{_where(path, 'retention.rollup_days')} ({r.rollup_days}) must be 0 (forever) or at "
+            f"least calls_days (calls are kept {keep}): rollups answer the old days"
+        )
+    return r
 
 
 def _parse_overrides(raw: Mapping[str, Any], path: str | None) -> tuple[dict[str, Any], ...]:

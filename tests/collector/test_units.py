@@ -237,6 +237,12 @@ def test_config_duckdb_sizes(tmp_path: Path) -> None:
     row = store.connection.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
     store.close()
     assert row is not None and row[0] == "256.0 MiB"
+    f.write_text("[retention]\ncalls_days = 90\nrollup_days = 30\n")
+    with pytest.raises(ConfigError, match=r"retention\.rollup_days \(30\) must be 0 \(forever\) or at least"):
+        load_config(f, env={})
+    f.write_text("[retention]\nrollup_days = 30\n")  # calls kept forever, rollups not
+    with pytest.raises(ConfigError, match="calls are kept forever"):
+        load_config(f, env={})
     f.write_text('[collector]\nduckdb_checkpoint_threshold = "lots"\n')
     with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold must be a size"):
         load_config(f, env={})
