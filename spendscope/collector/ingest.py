@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
 from spendscope.collector.otlp import SpanData
@@ -37,6 +38,7 @@ __all__ = [
     "build_batch",
     "insert_batch",
     "mark_days_dirty",
+    "reject_before",
     "rows_to_arrow",
 ]
 
@@ -232,6 +234,39 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
         days=frozenset(t // _NS_PER_DAY for t in starts),
         lo=min(starts),
         hi=max(starts),
+    )
+
+
+def reject_before(batch: IngestBatch, cutoff_ns: int, reason: str) -> IngestBatch:
+    """Move the rows that start before ``cutoff_ns`` to the batch's rejections.
+
+    Used for spans older than the calls retention: stored, they would re-roll their day from the
+    few late calls and replace the rollup that holds the day's real totals.
+    """
+    table = batch.table
+    if table is None or batch.lo >= cutoff_ns:
+        return batch
+    starts = table.column("start_ns")
+    keep = pc.greater_equal(starts, pa.scalar(cutoff_ns, pa.int64()))
+    old = table.filter(pc.invert(keep))
+    rejected = list(batch.rejected)
+    for tid, sid, service, name in zip(
+        *(old.column(c).to_pylist() for c in ("trace_id", "span_id", "service", "span_name")),
+        strict=True,
+    ):
+        rejected.append((tid, sid, service, name, reason, "{}"))
+    kept = table.filter(keep)
+    if not kept.num_rows:
+        return IngestBatch(None, rejected, batch.ignored, future=batch.future)
+    kept_starts = kept.column("start_ns").to_pylist()
+    return IngestBatch(
+        kept,
+        rejected,
+        batch.ignored,
+        days=frozenset(t // _NS_PER_DAY for t in kept_starts),
+        lo=min(kept_starts),
+        hi=max(kept_starts),
+        future=batch.future,
     )
 
 

@@ -13,13 +13,14 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from datetime import date, timedelta
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.ingest import IngestBatch, ShuttingDown, build_batch
+from spendscope.collector.ingest import IngestBatch, ShuttingDown, build_batch, reject_before
 from spendscope.collector.otlp import (
     DecodeError,
     SpanData,
@@ -44,6 +45,8 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
+_EPOCH_DAY = date(1970, 1, 1)
+_NS_PER_DAY = 86_400 * 10**9
 
 # google.rpc.Code values that match the HTTP statuses we send.
 _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
@@ -102,6 +105,16 @@ class TracesEndpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _drop_expired(self, batch: IngestBatch) -> IngestBatch:
+        days = self.ctx.config.retention.calls_days
+        if not days:
+            return batch
+        # Retention deletes calls of days before this one; a span from then is refused, visibly.
+        cutoff = self.ctx.clock().date() - timedelta(days=days)
+        cutoff_ns = (cutoff - _EPOCH_DAY).days * _NS_PER_DAY
+        reason = f"span starts before the calls retention window (retention.calls_days = {days})"
+        return reject_before(batch, cutoff_ns, reason)
+
     def _prepare(self, body: bytes, encoding: str, decode: Callable[[bytes], list[SpanData]]) -> IngestBatch:
         raw = decompress(body, encoding, self.max_body)
         spans = decode(raw)
@@ -148,6 +161,7 @@ class TracesEndpoint:
                 restart()
             return self._error(kind, 503, "decoder restarted, retry later", retry=True)
         del body
+        batch = self._drop_expired(batch)
         if batch.size:
             try:
                 if not writer.offer(batch):
