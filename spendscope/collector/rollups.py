@@ -161,11 +161,15 @@ _LATENCY_PCT_SQL = "INSERT INTO rollup_latency_pct_daily " + percentile_buckets_
 _DAY_TABLES = (*(r.table for r in ROLLUPS), "rollup_latency_daily", "rollup_latency_pct_daily")
 
 
-def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
-    """Recompute every rollup of every dirty day in one transaction; return how many days."""
+def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime, limit: int | None = None) -> int:
+    """Recompute every rollup of the dirty days (the newest ``limit`` of them, or all) in one
+    transaction; return how many days."""
+    pick = "SELECT day FROM rollup_state WHERE dirty ORDER BY day DESC"
+    if limit is not None:
+        pick += f" LIMIT {int(limit)}"
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE dirty_days AS SELECT day FROM rollup_state WHERE dirty")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dirty_days AS {pick}")
         row = con.execute("SELECT count(*) FROM dirty_days").fetchone()
         n = int(row[0]) if row else 0
         if n:

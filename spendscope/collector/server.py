@@ -132,16 +132,26 @@ def default_duckdb_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
+# Days re-rolled per writer task: a backfill of many days (a migration, a long outage) then lets
+# ingest commits run between its steps instead of holding the writer for its whole length.
+ROLLUP_DAYS_PER_TASK = 4
+
+
 def rollup_now(ctx: CollectorContext) -> int:
-    """Re-roll every dirty day, in the writer thread; return how many days."""
+    """Re-roll every dirty day in the writer thread, a few days per task; return how many days."""
 
     def task(con: duckdb.DuckDBPyConnection) -> int:
-        n = roll_dirty_days(con, ctx.clock())
+        n = roll_dirty_days(con, ctx.clock(), limit=ROLLUP_DAYS_PER_TASK)
         if ctx.writer is not None:
             ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
         return n
 
-    return ctx.store.run_write(task)
+    total = 0
+    while True:
+        n = ctx.store.run_write(task)
+        total += n
+        if n < ROLLUP_DAYS_PER_TASK:
+            return total
 
 
 def _safe(fn: Callable[[], Any]) -> None:

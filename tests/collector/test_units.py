@@ -301,7 +301,14 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
     con = store.connection
     insert_batch(con, batch.table, batch.lo, batch.hi, batch.rejected)
     mark_days_dirty(con, batch.days)
-    assert roll_dirty_days(con, now) == 4
+    # In steps, newest days first, as the collector's job does; then nothing is left dirty.
+    assert roll_dirty_days(con, now, limit=3) == 3
+    assert con.execute("SELECT min(day) FROM rollup_state WHERE dirty").fetchone() == (
+        (now - timedelta(days=40)).date(),
+    )
+    assert roll_dirty_days(con, now, limit=3) == 1
+    assert roll_dirty_days(con, now) == 0
+    assert con.execute("SELECT count(DISTINCT day) FROM rollup_daily").fetchone() == (4,)
     con.execute("UPDATE rejected_spans SET received_at = $t", {"t": now - timedelta(days=60)})
     deleted = apply_retention(con, now, RetentionSettings(calls_days=10, rejected_days=30, rollup_days=30))
     assert deleted == {"calls": 2, "rejected_spans": 1, "rollup_daily": 1}
