@@ -41,7 +41,7 @@ from spendscope.collector.queries import (
     measure,
     snapshot,
 )
-from spendscope.collector.rollups import INSIGHTS
+from spendscope.collector.rollups import INSIGHT_TOKENS, INSIGHTS
 from spendscope.pricing import PriceTable, Usage, money_str, price_usage
 
 __all__ = [
@@ -154,7 +154,7 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
 # several times faster than date_trunc on TIMESTAMPTZ and equal to it in UTC (times are after 1970).
 _HOUR_SQL = "make_timestamptz(epoch_us(start_time) // 3600000000 * 3600000000)"
 _DAY_SQL = "day::TIMESTAMPTZ"
-_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+_TOKENS = INSIGHT_TOKENS
 _COUNTS = frozenset({"calls", "errors", "rate_limited", "unpriced_calls"})
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from spendscope.collector.normalize import TOKEN_FIELDS
 from spendscope.collector.rollups import DAILY, LATENCY_BUCKET_SQL, Combine, Rollup, percentile_buckets_sql
 from spendscope.pricing import money_str
 
@@ -72,15 +73,7 @@ LATENCY_GROUP_KEYS = frozenset(
     {"day", "model", "request_model", "project", "feature", "service", "api", "user"}
 )
 
-_TOKENS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-)
+_TOKENS = TOKEN_FIELDS
 DIRTY_DAYS_SQL = "SELECT day FROM rollup_state WHERE dirty"
 
 

@@ -17,10 +17,12 @@ from typing import Literal, NamedTuple
 import duckdb
 
 from spendscope.collector.config import RetentionSettings
+from spendscope.collector.normalize import TOKEN_FIELDS
 
 __all__ = [
     "DAILY",
     "INSIGHTS",
+    "INSIGHT_TOKENS",
     "LATENCY_BUCKET_SQL",
     "ROLLUPS",
     "Measure",
@@ -62,7 +64,8 @@ def _sums(*cols: str) -> dict[str, Measure]:
     return {c: Measure(f"sum({c})", "sum") for c in cols}
 
 
-_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+# The token sums the insights rollup keeps (the dashboard shows no cache writes or audio).
+INSIGHT_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
 # /api/v1/spend (migration 003). user_id is left out: its cardinality would make it as large as calls.
 DAILY = Rollup(
@@ -71,16 +74,7 @@ DAILY = Rollup(
     {
         "calls": Measure("count(*)", "sum"),
         "errors": Measure("count(*) FILTER (WHERE is_error)", "sum"),
-        **_sums(
-            "input_tokens",
-            "cached_input_tokens",
-            "cache_write_input_tokens",
-            "output_tokens",
-            "reasoning_tokens",
-            "input_audio_tokens",
-            "output_audio_tokens",
-            "cost_usd",
-        ),
+        **_sums(*TOKEN_FIELDS, "cost_usd"),
         "priced_calls": Measure("count(cost_usd)", "sum"),
         "unpriced_calls": Measure("count(*) FILTER (WHERE cost_usd IS NULL)", "sum"),
     },
@@ -107,11 +101,11 @@ INSIGHTS = Rollup(
         "calls": Measure("count(*)", "sum"),
         "errors": Measure("count(*) FILTER (WHERE is_error)", "sum"),
         "rate_limited": Measure("count(*) FILTER (WHERE status_code = 429)", "sum"),
-        **_sums(*_TOKENS, "cost_usd"),
+        **_sums(*INSIGHT_TOKENS, "cost_usd"),
         "priced_calls": Measure("count(cost_usd)", "sum"),
         "unpriced_calls": Measure("count(*) FILTER (WHERE cost_usd IS NULL)", "sum"),
         # Savings price only the tokens of priced calls.
-        **{f"priced_{t}": Measure(f"sum({t}) {_PRICED}", "sum") for t in _TOKENS[:3]},
+        **{f"priced_{t}": Measure(f"sum({t}) {_PRICED}", "sum") for t in INSIGHT_TOKENS[:3]},
         "first_error_at": Measure("min(start_time) FILTER (WHERE is_error)", "min"),
         "last_error_at": Measure("max(start_time) FILTER (WHERE is_error)", "max"),
         "limit_requests": Measure("max(ratelimit_limit_requests)", "max"),

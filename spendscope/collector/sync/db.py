@@ -20,6 +20,7 @@ from spendscope.collector.sync.parse import METRICS, CostRow, UsageRow
 
 __all__ = [
     "RUN_COLUMNS",
+    "RUN_COUNTS",
     "EndpointState",
     "WriteCounts",
     "finish_run",
@@ -33,6 +34,17 @@ __all__ = [
 ]
 
 
+# The counters a sync run reports, summed over its endpoints (sync_runs columns and the API answer).
+RUN_COUNTS: tuple[str, ...] = (
+    "requests",
+    "retries",
+    "pages",
+    "buckets",
+    "rows_read",
+    "rows_inserted",
+    "rows_updated",
+    "rows_deleted",
+)
 # The sync_runs columns a run reports (migration 010); the outcome is every one after started_at.
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id",
@@ -43,14 +55,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "window_start",
     "window_end",
-    "requests",
-    "retries",
-    "pages",
-    "buckets",
-    "rows_read",
-    "rows_inserted",
-    "rows_updated",
-    "rows_deleted",
+    *RUN_COUNTS,
     "errors",
     "error",
     "details",

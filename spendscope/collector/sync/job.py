@@ -79,16 +79,6 @@ class RunResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON answer of POST /api/v1/sync (and the run record's details)."""
         start, end = self.window
-        counts = (
-            "requests",
-            "retries",
-            "pages",
-            "buckets",
-            "rows_read",
-            "rows_inserted",
-            "rows_updated",
-            "rows_deleted",
-        )
         return {
             "ok": self.status == "ok",
             "run_id": self.run_id,
@@ -98,7 +88,7 @@ class RunResult:
             "window_start": None if start is None else db.utc(start).isoformat(),
             "window_end": None if end is None else db.utc(end).isoformat(),
             "duration_s": round(self.finished_at - self.started_at, 3),
-            **{c: self.total(c) for c in counts},
+            **{c: self.total(c) for c in db.RUN_COUNTS},
             "errors": sum(1 for e in self.endpoints if e.error),
             "endpoints": [asdict(e) for e in self.endpoints],
         }
