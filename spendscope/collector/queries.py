@@ -430,19 +430,20 @@ def to_json_value(v: Any) -> Any:
 
 
 def _json_column(column: Any) -> list[Any]:
-    """An Arrow column's values as :func:`to_json_value` gives them, choosing the conversion once
-    per column by its type instead of once per value (answers have thousands of cells)."""
+    """An Arrow column's values as :func:`to_json_value` gives them. Numbers, strings and booleans
+    are already JSON values, so only the other columns are converted value by value (answers have
+    thousands of cells, mostly plain)."""
     values: list[Any] = column.to_pylist()
     kind = column.type
-    if pa.types.is_decimal(kind):
-        return [None if v is None else money_str(v) for v in values]
-    if pa.types.is_timestamp(kind):
-        return [None if v is None else v.isoformat().replace("+00:00", "Z") for v in values]
-    if pa.types.is_date(kind):
-        return [None if v is None else v.isoformat() for v in values]
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return [to_json_value(v) for v in values]
-    return values
+    if (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    ):
+        return values
+    return [to_json_value(v) for v in values]
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]]:
