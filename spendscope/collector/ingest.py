@@ -226,9 +226,15 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
     if len({(r[0], r[1]) for r in rows}) != len(rows):
         rows = _dedupe(rows)
     pricing = pricer.price_rows(rows, _IDX)
-    starts = [r[2] for r in rows]
+    return _batch(rows_to_arrow(rows, pricing), [r[2] for r in rows], rejected, ignored)
+
+
+def _batch(
+    table: pa.Table, starts: Sequence[int], rejected: list[tuple[str | None, ...]], ignored: int
+) -> IngestBatch:
+    """A batch of rows whose start times are ``starts``: the days they touch and their range."""
     return IngestBatch(
-        rows_to_arrow(rows, pricing),
+        table,
         rejected,
         ignored,
         days=frozenset(t // _NS_PER_DAY for t in starts),
@@ -237,37 +243,26 @@ def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
     )
 
 
-def reject_before(batch: IngestBatch, cutoff_ns: int, reason: str) -> IngestBatch:
-    """Move the rows that start before ``cutoff_ns`` to the batch's rejections.
+def reject_before(batch: IngestBatch, first_day: date, reason: str) -> IngestBatch:
+    """Move the rows that start before ``first_day`` (UTC) to the batch's rejections.
 
     Used for spans older than the calls retention: stored, they would re-roll their day from the
     few late calls and replace the rollup that holds the day's real totals.
     """
+    cutoff_ns = (first_day - _EPOCH_DAY).days * _NS_PER_DAY
     table = batch.table
     if table is None or batch.lo >= cutoff_ns:
         return batch
-    starts = table.column("start_ns")
-    keep = pc.greater_equal(starts, pa.scalar(cutoff_ns, pa.int64()))
-    old = table.filter(pc.invert(keep))
-    rejected = list(batch.rejected)
-    for tid, sid, service, name in zip(
-        *(old.column(c).to_pylist() for c in ("trace_id", "span_id", "service", "span_name")),
-        strict=True,
-    ):
-        rejected.append((tid, sid, service, name, reason, "{}"))
+    keep = pc.greater_equal(table.column("start_ns"), pa.scalar(cutoff_ns, pa.int64()))
+    old = table.filter(pc.invert(keep)).select(["trace_id", "span_id", "service", "span_name"])
+    rejected = batch.rejected + [(*ids, reason, "{}") for ids in zip(*old.to_pydict().values(), strict=True)]
     kept = table.filter(keep)
     if not kept.num_rows:
-        return IngestBatch(None, rejected, batch.ignored, future=batch.future)
-    kept_starts = kept.column("start_ns").to_pylist()
-    return IngestBatch(
-        kept,
-        rejected,
-        batch.ignored,
-        days=frozenset(t // _NS_PER_DAY for t in kept_starts),
-        lo=min(kept_starts),
-        hi=max(kept_starts),
-        future=batch.future,
-    )
+        out = IngestBatch(None, rejected, batch.ignored)
+    else:
+        out = _batch(kept, kept.column("start_ns").to_pylist(), rejected, batch.ignored)
+    out.future = batch.future
+    return out
 
 
 def rows_to_arrow(rows: Sequence[tuple[Any, ...]], pricing: Sequence[PricingResult]) -> pa.Table:
@@ -332,18 +327,14 @@ def _has_repeats(table: pa.Table) -> bool:
     return bool(distinct.num_rows != table.num_rows)
 
 
-def _first_copies(tables: Sequence[pa.Table]) -> pa.Table:
-    """The tables' rows without repeats of a (trace_id, span_id), the first copy kept."""
+def _first_copies(table: pa.Table) -> pa.Table:
+    """The rows without repeats of a (trace_id, span_id), the first copy kept."""
     seen: set[tuple[str, str]] = set()
-    kept: list[pa.Table] = []
-    for t in tables:
-        ids = zip(t.column("trace_id").to_pylist(), t.column("span_id").to_pylist(), strict=True)
-        mask = []
-        for key in ids:
-            mask.append(key not in seen)
-            seen.add(key)
-        kept.append(t.filter(pa.array(mask, type=pa.bool_())))
-    return pa.concat_tables(kept)
+    mask = []
+    for key in zip(table.column("trace_id").to_pylist(), table.column("span_id").to_pylist(), strict=True):
+        mask.append(key not in seen)
+        seen.add(key)
+    return table.filter(pa.array(mask, type=pa.bool_()))
 
 
 @dataclass(slots=True)
@@ -497,8 +488,8 @@ class Writer:
                 days |= b.days
                 lo, hi = min(lo, b.lo), max(hi, b.hi)
         table = pa.concat_tables(tables) if tables else None
-        if len(tables) > 1 and table is not None and _has_repeats(table):
-            table = _first_copies(tables)  # a retry raced its original into the same group
+        if len(tables) > 1 and _has_repeats(table):
+            table = _first_copies(table)  # a retry raced its original into the same group
         new_days = days - self.marked_days
         con = self._store.connection
         con.execute("BEGIN TRANSACTION")

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from datetime import date, timedelta
+from datetime import timedelta
 
 import anyio
 from starlette.requests import Request
@@ -45,8 +45,6 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
-_EPOCH_DAY = date(1970, 1, 1)
-_NS_PER_DAY = 86_400 * 10**9
 
 # google.rpc.Code values that match the HTTP statuses we send.
 _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
@@ -110,10 +108,9 @@ class TracesEndpoint:
         if not days:
             return batch
         # Retention deletes calls of days before this one; a span from then is refused, visibly.
-        cutoff = self.ctx.clock().date() - timedelta(days=days)
-        cutoff_ns = (cutoff - _EPOCH_DAY).days * _NS_PER_DAY
+        first_day = self.ctx.clock().date() - timedelta(days=days)
         reason = f"span starts before the calls retention window (retention.calls_days = {days})"
-        return reject_before(batch, cutoff_ns, reason)
+        return reject_before(batch, first_day, reason)
 
     def _prepare(self, body: bytes, encoding: str, decode: Callable[[bytes], list[SpanData]]) -> IngestBatch:
         raw = decompress(body, encoding, self.max_body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,15 @@ def test_reject_before_splits_a_batch() -> None:
     batch = build_batch(
         decode_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
     )
-    out = reject_before(batch, now - 30 * DAY_NS, "too old")
+    first_day = datetime.fromtimestamp(now / 1e9, UTC).date() - timedelta(days=30)
+    out = reject_before(batch, first_day, "too old")
     assert out.n_rows == 1 and out.lo == out.hi == now and out.days == frozenset({now // DAY_NS})
-    assert [r[4] for r in out.rejected] == ["too old", "too old"]
+    old = [spans[0], spans[2]]
+    assert out.rejected == [
+        (s["trace_id"].hex(), s["span_id"].hex(), "test-service", "chat", "too old", "{}") for s in old
+    ]
     assert out.future is batch.future
-    assert reject_before(out, now - 30 * DAY_NS, "too old") is out  # nothing left to move
+    assert reject_before(out, first_day, "too old") is out  # nothing left to move
 
 
 def test_collector_refuses_spans_older_than_calls_retention(tmp_path: Path) -> None:
