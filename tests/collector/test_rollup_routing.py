@@ -88,6 +88,15 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
     store.close()
 
 
+def _rolled_store(path: Path, n: int) -> Store:
+    """A migrated database file with ``n`` seeded calls over [T0, NOW), every day rolled up."""
+    store = Store(str(path))
+    store.migrate()
+    _seed(store.connection, T0, NOW, n, 0)
+    roll_dirty_days(store.connection, NOW)
+    return store
+
+
 def _dirty(con: duckdb.DuckDBPyConnection) -> list[date]:
     with snapshot(con) as dirty:
         return dirty
@@ -288,11 +297,8 @@ def test_rollup_tables_match_their_declarations(con: duckdb.DuckDBPyConnection) 
 
 def test_the_migration_backfills_the_insights_rollup(tmp_path: Path) -> None:
     """A database rolled up before migration 006: its days turn dirty and the next roll fills them."""
-    store = Store(str(tmp_path / "m.duckdb"))
-    store.migrate()
+    store = _rolled_store(tmp_path / "m.duckdb", 500)
     c = store.connection
-    _seed(c, T0, NOW, 500, 0)
-    roll_dirty_days(c, NOW)
     c.execute("DROP TABLE rollup_insights_daily")
     c.execute("DELETE FROM schema_migrations WHERE version = 6")
     assert _dirty(c) == []
@@ -324,11 +330,8 @@ def test_fetch_dicts_converts_like_to_json_value(con: duckdb.DuckDBPyConnection)
 
 
 def test_migration_007_derives_stored_percentiles_from_the_histograms(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "p.duckdb"))
-    store.migrate()
+    store = _rolled_store(tmp_path / "p.duckdb", 800)
     c = store.connection
-    _seed(c, T0, NOW, 800, 0)
-    roll_dirty_days(c, NOW)
     rolled = sorted(c.execute("SELECT * FROM rollup_latency_pct_daily").fetchall(), key=str)
     assert len(rolled) == 10 * 4 * 2  # days × models × metrics
     c.execute("DROP TABLE rollup_latency_pct_daily")
@@ -342,12 +345,9 @@ def test_retention_covers_the_new_rollups(tmp_path: Path) -> None:
     from spendscope.collector.config import RetentionSettings
     from spendscope.collector.rollups import apply_retention
 
-    store = Store(str(tmp_path / "t.duckdb"))
-    store.migrate()
+    store = _rolled_store(tmp_path / "t.duckdb", 500)
     c = store.connection
-    _seed(c, T0, NOW, 500, 0)
-    roll_dirty_days(c, NOW)
-    apply_retention(c, NOW, RetentionSettings(calls_days=None, rejected_days=None, rollup_days=3))
+    apply_retention(c, NOW, RetentionSettings(calls_days=3, rejected_days=None, rollup_days=3))
     for table in ("rollup_insights_daily", "rollup_latency_pct_daily"):
         first = c.execute(f"SELECT min(day) FROM {table}").fetchone()
         assert first is not None and first[0] == NOW.date() - timedelta(days=3), table
