@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.query import _start_collector, build_db
+from benchmarks.query import _load, _start_collector, build_db
 
 __all__ = ["main"]
 
@@ -66,11 +65,6 @@ def _get(conn: http.client.HTTPConnection, path: str, params: dict[str, str]) ->
     return (time.perf_counter() - started) * 1000
 
 
-def _load() -> str:
-    # The VM is shared: the load next to a figure says how much CPU the run really had.
-    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dashboard")
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -92,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             start = (now - timedelta(days=30)).isoformat()
             end = (now + timedelta(seconds=1)).isoformat()
             baseline = statistics.median(_get(conn, "/healthz", {}) for _ in range(20))
-            print(f"  baseline /healthz round trip: {baseline:.1f} ms   {_load()}")
+            print(f"  baseline /healthz round trip: {baseline:.1f} ms   load average {_load()}")
             worst = 0.0
             for page, calls in _pages(start, end).items():
                 for path, params in calls:
@@ -105,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {page:<15} {len(calls)} call(s): median {median:7.1f} ms per page load "
                     f"({median / baseline:.0f}x the /healthz round trip)  {verdict}"
                 )
-            print(f"  slowest page: {worst:.1f} ms (target <= 300 ms at {args.rows:,} calls)   {_load()}")
+            print(
+                f"  slowest page: {worst:.1f} ms (target <= 300 ms at {args.rows:,} calls)   "
+                f"load average {_load()}"
+            )
         finally:
             proc.terminate()
             proc.wait(30)

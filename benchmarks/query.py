@@ -196,6 +196,7 @@ def _start_collector(db: Path, work: Path) -> tuple[subprocess.Popen[bytes], int
 
 
 def _load() -> str:
+    # The VM is shared: the load next to a figure says how much CPU the run really had.
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
