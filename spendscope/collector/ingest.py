@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -362,6 +363,7 @@ class Writer:
         self._queue: deque[IngestBatch | _Task] = deque()
         self._cond = threading.Condition()
         self._pending = 0
+        self._arriving = 0  # requests being decoded that will be offered soon
         self._accepting = True
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="spendscope-writer", daemon=True)
@@ -395,6 +397,22 @@ class Writer:
             self._pending += batch.size
             self._cond.notify()
         return True
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request as on its way (being decoded) until the block ends.
+
+        The writer lingers for more work only while some is on its way: when every request is
+        already queued, waiting would only add latency and leave the decoders idle.
+        """
+        with self._cond:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._arriving -= 1
+                self._cond.notify()
 
     def submit(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -442,11 +460,12 @@ class Writer:
             if isinstance(self._queue[0], _Task):
                 return self._queue.popleft()  # type: ignore[return-value]
             # Group commit: a short linger lets concurrent requests share one transaction, which
-            # costs one WAL flush instead of one per request.
+            # pays the insert's fixed cost and the WAL flush once instead of once per request.
             if self._linger and not self._stop:
-                # Every offer() notifies: keep waiting until the deadline or a full batch.
+                # Every offer() and the end of every arriving() notifies: keep waiting until the
+                # deadline, a full batch, or nothing more on its way.
                 deadline = time.monotonic() + self._linger
-                while not self._stop and self._queued_spans() < self._batch_spans:
+                while not self._stop and self._arriving and self._queued_spans() < self._batch_spans:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.ingest import IngestBatch, ShuttingDown, build_batch, reject_before
+from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, build_batch, reject_before
 from spendscope.collector.otlp import (
     DecodeError,
     SpanData,
@@ -119,21 +119,8 @@ class TracesEndpoint:
         assert pricer is not None
         return build_batch(spans, pricer)
 
-    async def handle(self, request: Request) -> Response:
-        self.requests += 1
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        kind = _CONTENT_TYPES.get(ctype)
-        if kind is None:
-            return self._error(
-                _JSON,
-                415,
-                f"unsupported Content-Type {ctype or '(none)'!r}: "
-                "use application/x-protobuf or application/json",
-            )
-        writer = self.ctx.writer
-        assert writer is not None
-        if writer.saturated:
-            return self._error(kind, 503, "ingest queue is full, retry later", retry=True)
+    async def _decode_and_offer(self, request: Request, kind: str, writer: Writer) -> IngestBatch | Response:
+        """Read, decode and queue the request's spans; an error answer if any step refuses it."""
         decode = decode_protobuf if kind == _PROTOBUF else decode_json
         try:
             body = await self._read_body(request)
@@ -165,6 +152,29 @@ class TracesEndpoint:
                     return self._error(kind, 503, "ingest queue is full, retry later", retry=True)
             except ShuttingDown:
                 return self._error(kind, 503, "collector is shutting down, retry later", retry=True)
+        return batch
+
+    async def handle(self, request: Request) -> Response:
+        self.requests += 1
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        kind = _CONTENT_TYPES.get(ctype)
+        if kind is None:
+            return self._error(
+                _JSON,
+                415,
+                f"unsupported Content-Type {ctype or '(none)'!r}: "
+                "use application/x-protobuf or application/json",
+            )
+        writer = self.ctx.writer
+        assert writer is not None
+        if writer.saturated:
+            return self._error(kind, 503, "ingest queue is full, retry later", retry=True)
+        with writer.arriving():
+            outcome = await self._decode_and_offer(request, kind, writer)
+        if isinstance(outcome, Response):
+            return outcome
+        batch = outcome
+        if batch.size:
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(batch.future), _COMMIT_TIMEOUT_S)
             except TimeoutError:

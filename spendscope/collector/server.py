@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import anyio
 import duckdb
 from starlette.applications import Starlette
 
@@ -30,6 +31,7 @@ from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
 from spendscope.collector.store import Store
+from spendscope.collector.warmup import warm_receiver, warm_store
 
 __all__ = [
     "JsonLogFormatter",
@@ -181,9 +183,19 @@ def _start_decode_pool(ctx: CollectorContext) -> None:
 
 
 def start(ctx: CollectorContext) -> None:
-    assert ctx.writer is not None
+    assert ctx.writer is not None and ctx.pricer is not None
     _start_decode_pool(ctx)
     ctx.writer.start()
+    pricer = ctx.pricer
+
+    def warm_up(con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            warm_store(con, warm_receiver(pricer))
+        except Exception:  # only costs speed: the first request then pays for it
+            log.exception("ingest warm-up failed")
+
+    # In the writer thread, so that the collector answers at once while it runs.
+    ctx.writer.submit(warm_up)
     ctx.scheduler.start()
     # Roll up what an earlier run left dirty, off the request path.
     ctx.scheduler.add_job(
@@ -235,6 +247,7 @@ def run(config: Config) -> int:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         start(ctx)
+        await anyio.sleep(0)  # loads anyio's event-loop backend now rather than in the first request
         log.info(
             "collector listening on http://%s:%d (db %s, price table %s)",
             config.collector.host,

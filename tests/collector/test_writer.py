@@ -68,3 +68,33 @@ def test_stop_commits_what_was_queued(tmp_path: Path) -> None:
     count = store.connection.execute("SELECT count(*) FROM calls").fetchone()
     store.close()
     assert count == (2,)
+
+
+def test_the_writer_lingers_only_while_a_request_is_on_its_way(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "l.duckdb"))
+    store.migrate()
+    pricer = Pricer(PriceTable.default())
+    now = time.time_ns()
+    a, b, c = (
+        _batch([span_dict(genai_attrs(), start_ns=now + i, span_id=os.urandom(8))], pricer) for i in range(3)
+    )
+    writer = Writer(store, max_queue_spans=1000, batch_spans=1000, linger_s=30.0)
+    writer.start()
+    try:
+        # Nothing else is being decoded: committed at once, not after the 30 s linger.
+        t0 = time.monotonic()
+        assert writer.offer(a)
+        a.future.result(timeout=10)
+        assert time.monotonic() - t0 < 10 and writer.commits == 1
+        # A request still decoding keeps the group open; the commit follows its arrival.
+        with writer.arriving():
+            assert writer.offer(b)
+            time.sleep(0.3)
+            assert not b.future.done()
+            assert writer.offer(c)
+        b.future.result(timeout=10)
+        c.future.result(timeout=10)
+        assert writer.commits == 2 and writer.rows_committed == 3
+    finally:
+        assert writer.stop(timeout=30)
+        store.close()
