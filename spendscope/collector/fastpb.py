@@ -20,11 +20,22 @@ from functools import cache
 from typing import Any
 
 from spendscope import semconv as sc
+from spendscope.collector.normalize import fast_attribute
 
-__all__ = ["AttributeError_", "decode_attributes", "parse_request", "request_class"]
+__all__ = [
+    "AttributeError_",
+    "Entry",
+    "attribute_entries",
+    "decode_attributes",
+    "parse_request",
+    "request_class",
+]
+
+# A decoded attribute: key, value, and where normalize's fast path puts it (slot, coerced value).
+Entry = tuple[str, Any, int, Any]
 
 _CACHE_MAX = 65_536
-_cache: dict[bytes, tuple[str, Any]] = {}
+_cache: dict[bytes, Entry] = {}
 _keys: dict[bytes, str] = {}
 # A key whose values missed the cache this often is treated as unique per call from then on.
 _UNIQUE_AFTER = 20_000
@@ -160,15 +171,16 @@ def _simple(raw: bytes) -> tuple[str, Any] | None:
     return None
 
 
-def _parse(raw: bytes) -> tuple[str, Any]:
-    parsed = _simple(raw)
-    if parsed is None:
-        parsed = _generic(raw)
+def _parse(raw: bytes) -> Entry:
+    pair = _simple(raw)
+    cacheable = True
+    if pair is None:
+        pair = _generic(raw)
         # Short arrays (finish reasons) repeat like scalars; the cached list is shared and only read.
-        if len(raw) > 256 or isinstance(parsed[1], dict):
-            return parsed
-    key = parsed[0]
-    if key in _unique:
+        cacheable = len(raw) <= 256 and not isinstance(pair[1], dict)
+    key, value = pair
+    parsed = (key, value, *fast_attribute(key, value))
+    if not cacheable or key in _unique:
         return parsed
     n = _misses.get(key, 0) + 1
     if n > _UNIQUE_AFTER and len(_unique) < 4096:
@@ -182,11 +194,16 @@ def _parse(raw: bytes) -> tuple[str, Any]:
     return parsed
 
 
+def attribute_entries(raws: Any) -> list[Entry]:
+    """Decode raw ``KeyValue`` encodings; raise :class:`AttributeError_` if one is invalid."""
+    # The common case runs at C speed: map() over the cache.
+    entries: list[Entry | None] = list(map(_cache.get, raws))
+    if None in entries:
+        for i, entry in enumerate(entries):
+            if entry is None:
+                entries[i] = _parse(raws[i])
+    return entries  # type: ignore[return-value]
+
+
 def decode_attributes(raws: Any) -> dict[str, Any]:
-    # The common case runs at C speed: map() over the cache, then dict() of the pairs.
-    pairs: list[tuple[str, Any] | None] = list(map(_cache.get, raws))
-    if None in pairs:
-        for i, pair in enumerate(pairs):
-            if pair is None:
-                pairs[i] = _parse(raws[i])
-    return dict(pairs)  # type: ignore[arg-type]
+    return {e[0]: e[1] for e in attribute_entries(raws)}

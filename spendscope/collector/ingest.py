@@ -199,12 +199,23 @@ def _service(span: SpanData) -> str | None:
     return None if v is None else str(v)
 
 
-def build_batch(spans: Sequence[SpanData], pricer: Pricer) -> IngestBatch:
-    """Normalize, price and convert decoded spans (runs on the receiving side, not in the writer)."""
+def build_batch(spans: Sequence[SpanData | tuple[Any, ...] | None], pricer: Pricer) -> IngestBatch:
+    """Normalize, price and convert decoded spans (runs on the receiving side, not in the writer).
+
+    An item may also be a row the decoder already normalized, or ``None`` for a span it found not
+    GenAI (see :func:`~spendscope.collector.otlp.decode_protobuf_rows`).
+    """
     rows: list[tuple[Any, ...]] = []
     rejected: list[tuple[str | None, ...]] = []
     ignored = 0
     for span in spans:
+        if type(span) is tuple:
+            rows.append(span)
+            continue
+        if span is None:
+            ignored += 1
+            continue
+        assert isinstance(span, SpanData)
         try:
             row = normalize(span)
         except Rejected as exc:

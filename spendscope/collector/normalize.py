@@ -7,6 +7,7 @@ GenAI instrumentations' (current and deprecated ``gen_ai.*`` names, OpenLLMetry'
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
@@ -14,9 +15,12 @@ from spendscope import semconv as sc
 from spendscope.collector.otlp import SpanData
 
 __all__ = [
+    "NEEDS_NORMALIZE",
     "ROW_FIELDS",
     "TOKEN_FIELDS",
     "Rejected",
+    "fast_attribute",
+    "fast_row",
     "is_genai",
     "normalize",
 ]
@@ -301,3 +305,223 @@ _KNOWN_KEYS = frozenset(
         "url.full",
     ]
 )
+
+
+# --- the fast path ------------------------------------------------------------------------------
+# Most spans carry only attributes of the expected type, and their values repeat (models, status,
+# users). The decoder caches, per distinct raw attribute, which slot of the row it fills and its
+# coerced value (see fast_attribute), so a span's row is assembled without a dict or a coercion.
+# Anything unusual (a value needing a coercion that may fail, tags, an empty value, a bad id or
+# time, no model) goes through normalize() instead, so the two always agree.
+
+NEEDS_NORMALIZE = -1  # the slot of an attribute only normalize() handles
+
+_N_ROW = len(ROW_FIELDS)
+_SLOT = {name: i for i, name in enumerate(ROW_FIELDS)}
+(
+    _PROVIDER,
+    _SYSTEM,
+    _OPERATION,
+    _LLM_OPERATION,
+    _API_TYPE,
+    _USER,
+    _REQUEST_USER,
+    _USER_ID_SLOT,
+    _STREAM,
+    _LLM_STREAM,
+    _STATUS,
+    _STATUS_OLD,
+    _PROMPT,
+    _CACHE_READ_OLD_SLOT,
+    _CACHE_WRITE,
+    _CACHE_CREATION,
+    _CACHE_WRITE_OLD_SLOT,
+    _COMPLETION,
+    _REASONING_OLD_SLOT,
+    _TIER_RESPONSE,
+    _TIER_RESPONSE_OLD,
+    _TIER_REQUEST,
+    _TIER_REQUEST_OLD,
+    _BATCH_SLOT,
+    _IGNORED,
+    _N_SLOTS,
+) = range(_N_ROW, _N_ROW + 26)
+
+
+def _exact_str(a: dict[str, Any], key: str) -> str:
+    # Provider and operation are read as sent; only strings take the fast path.
+    v = a[key]
+    if type(v) is not str:
+        raise Rejected("not a string")
+    return v
+
+
+_FAST_KEYS: dict[str, tuple[int, Any]] = {
+    sc.GEN_AI_PROVIDER_NAME: (_PROVIDER, _exact_str),
+    sc.GEN_AI_SYSTEM: (_SYSTEM, _exact_str),
+    sc.GEN_AI_OPERATION_NAME: (_OPERATION, _exact_str),
+    _LLM_REQUEST_TYPE: (_LLM_OPERATION, _exact_str),
+    sc.OPENAI_API_TYPE: (_API_TYPE, _str),
+    sc.SERVER_ADDRESS: (_SLOT["server_address"], _str),
+    sc.GEN_AI_REQUEST_MODEL: (_SLOT["request_model"], _str),
+    sc.GEN_AI_RESPONSE_MODEL: (_SLOT["response_model"], _str),
+    sc.OPENAI_PROJECT: (_SLOT["project"], _str),
+    sc.OPENAI_ORGANIZATION: (_SLOT["organization"], _str),
+    sc.USER: (_USER, _str),
+    _REQ_USER: (_REQUEST_USER, _str),
+    _USER_ID: (_USER_ID_SLOT, _str),
+    sc.FEATURE: (_SLOT["feature"], _str),
+    sc.GEN_AI_REQUEST_STREAM: (_STREAM, _bool),
+    _LLM_IS_STREAMING: (_LLM_STREAM, _bool),
+    sc.STREAM_COMPLETED: (_SLOT["stream_completed"], _bool),
+    sc.HTTP_RESPONSE_STATUS_CODE: (_STATUS, _int),
+    _HTTP_STATUS_OLD: (_STATUS_OLD, _int),
+    sc.ERROR_TYPE: (_SLOT["error_type"], _str),
+    sc.GEN_AI_TIME_TO_FIRST_CHUNK: (_SLOT["ttfc_s"], _float),
+    sc.GEN_AI_USAGE_INPUT_TOKENS: (_SLOT["input_tokens"], _count),
+    sc.GEN_AI_USAGE_PROMPT_TOKENS: (_PROMPT, _count),
+    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (_SLOT["cached_input_tokens"], _count),
+    _CACHE_READ_OLD: (_CACHE_READ_OLD_SLOT, _count),
+    sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: (_CACHE_WRITE, _count),
+    sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (_CACHE_CREATION, _count),
+    _CACHE_WRITE_OLD: (_CACHE_WRITE_OLD_SLOT, _count),
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: (_SLOT["output_tokens"], _count),
+    sc.GEN_AI_USAGE_COMPLETION_TOKENS: (_COMPLETION, _count),
+    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (_SLOT["reasoning_tokens"], _count),
+    _REASONING_OLD: (_REASONING_OLD_SLOT, _count),
+    sc.USAGE_INPUT_AUDIO_TOKENS: (_SLOT["input_audio_tokens"], _count),
+    sc.USAGE_OUTPUT_AUDIO_TOKENS: (_SLOT["output_audio_tokens"], _count),
+    sc.OPENAI_RESPONSE_SERVICE_TIER: (_TIER_RESPONSE, _str),
+    _OLD_RESP_TIER: (_TIER_RESPONSE_OLD, _str),
+    sc.OPENAI_REQUEST_SERVICE_TIER: (_TIER_REQUEST, _str),
+    _OLD_REQ_TIER: (_TIER_REQUEST_OLD, _str),
+    sc.BATCH: (_BATCH_SLOT, _bool),
+    sc.ATTEMPT: (_SLOT["attempt"], _int),
+    sc.OPENAI_REQUEST_ID: (_SLOT["request_id"], _str),
+    sc.GEN_AI_RESPONSE_ID: (_SLOT["response_id"], _str),
+    sc.RATELIMIT_LIMIT_REQUESTS: (_SLOT["ratelimit_limit_requests"], _count),
+    sc.RATELIMIT_REMAINING_REQUESTS: (_SLOT["ratelimit_remaining_requests"], _count),
+    sc.RATELIMIT_LIMIT_TOKENS: (_SLOT["ratelimit_limit_tokens"], _count),
+    sc.RATELIMIT_REMAINING_TOKENS: (_SLOT["ratelimit_remaining_tokens"], _count),
+    sc.RATELIMIT_RESET_REQUESTS_S: (_SLOT["ratelimit_reset_requests_s"], _float),
+    sc.RATELIMIT_RESET_TOKENS_S: (_SLOT["ratelimit_reset_tokens_s"], _float),
+    sc.RETRY_AFTER_S: (_SLOT["retry_after_s"], _float),
+    sc.USAGE_SOURCE: (_SLOT["usage_source"], _str),
+}
+
+
+def fast_attribute(key: str, value: Any) -> tuple[int, Any]:
+    """The slot a decoded attribute fills in :func:`fast_row` and its coerced value.
+
+    ``NEEDS_NORMALIZE`` when only :func:`normalize` can handle it: an empty value (presence
+    matters there), a tag, or a value whose coercion fails (the rejection names it).
+    """
+    if value is None:
+        return NEEDS_NORMALIZE, None
+    entry = _FAST_KEYS.get(key)
+    if entry is None:
+        return (NEEDS_NORMALIZE, None) if key.startswith(_TAG_PREFIX) else (_IGNORED, None)
+    slot, coerce = entry
+    # Values that are unique per call (ids, remaining counts) come here for every span.
+    if coerce is _str and type(value) is str:
+        return slot, value or None
+    if coerce is _count and type(value) is int and 0 <= value < 1 << 62:
+        return slot, value
+    try:
+        return slot, coerce({key: value}, key)
+    except Rejected:
+        return NEEDS_NORMALIZE, None
+
+
+def fast_row(
+    trace_id: bytes,
+    span_id: bytes,
+    name: str,
+    start: int,
+    end: int,
+    status_error: bool,
+    attributes: Iterable[tuple[str, Any, int, Any]],
+    service: Any,
+) -> tuple[Any, ...] | int | None:
+    """What :func:`normalize` returns for this span, or ``NEEDS_NORMALIZE`` if it must decide.
+
+    ``attributes`` are (key, value, slot, coerced value), the last two from :func:`fast_attribute`.
+    """
+    v: list[Any] = [None] * _N_SLOTS
+    for _key, _value, slot, value in attributes:
+        if slot < 0:
+            return NEEDS_NORMALIZE
+        v[slot] = value
+    provider = v[_PROVIDER] or v[_SYSTEM]
+    operation = v[_OPERATION]
+    if provider is None and operation is None:
+        return None
+    model = v[11] or v[10]  # response model, else request model
+    if (
+        not model
+        or len(trace_id) != 16
+        or len(span_id) != 8
+        or not any(trace_id)
+        or not any(span_id)
+        or not 0 < start < 1 << 62
+        or end < start
+    ):
+        return NEEDS_NORMALIZE  # normalize() rejects it with the reason
+    if operation is None:
+        operation = v[_LLM_OPERATION]
+    status = v[_STATUS]
+    if status is None:
+        status = v[_STATUS_OLD]
+    stream = v[_STREAM]
+    if stream is None:
+        stream = v[_LLM_STREAM]
+    if v[_CACHE_WRITE] is not None or v[_CACHE_CREATION] is not None:
+        cache_write = v[_CACHE_WRITE] if v[_CACHE_WRITE] is not None else v[_CACHE_CREATION]
+    else:
+        cache_write = v[_CACHE_WRITE_OLD_SLOT]
+    return (
+        trace_id.hex(),
+        span_id.hex(),
+        start,
+        end or start,
+        service if service is None or type(service) is str else str(service),
+        provider,
+        operation,
+        v[_API_TYPE] or (_API_BY_OPERATION.get(operation, operation) if operation else None),
+        name or None,
+        v[9],
+        v[10],
+        v[11],
+        model,
+        v[13],
+        v[14],
+        v[_USER] or v[_REQUEST_USER] or v[_USER_ID_SLOT],
+        v[16],
+        None,
+        stream,
+        v[19],
+        status,
+        status_error or (status is not None and status >= 400),
+        v[22],
+        v[23],
+        v[24] if v[24] is not None else v[_PROMPT],
+        v[25] if v[25] is not None else v[_CACHE_READ_OLD_SLOT],
+        cache_write,
+        v[27] if v[27] is not None else v[_COMPLETION],
+        v[28] if v[28] is not None else v[_REASONING_OLD_SLOT],
+        v[29],
+        v[30],
+        v[_TIER_RESPONSE] or v[_TIER_RESPONSE_OLD] or v[_TIER_REQUEST] or v[_TIER_REQUEST_OLD],
+        bool(v[_BATCH_SLOT]),
+        v[33],
+        v[34],
+        v[35],
+        v[36],
+        v[37],
+        v[38],
+        v[39],
+        v[40],
+        v[41],
+        v[42],
+        v[43],
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "decode_json",
     "decode_protobuf",
     "decode_protobuf_generic",
+    "decode_protobuf_rows",
     "decompress",
     "encode_response_json",
     "encode_response_protobuf",
@@ -175,6 +176,48 @@ def decode_protobuf(body: bytes) -> list[SpanData]:
                         problem,
                     )
                 )
+    return out
+
+
+def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]:
+    """:func:`decode_protobuf`, with each span already normalized where the fast path can.
+
+    Per span: its ``calls`` row, ``None`` for a span that is not GenAI, or the :class:`SpanData`
+    that :func:`~spendscope.collector.normalize.normalize` must handle (it rejects or coerces).
+    """
+    from google.protobuf.message import DecodeError as PbDecodeError
+
+    from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
+    from spendscope.collector.normalize import NEEDS_NORMALIZE, fast_row
+
+    try:
+        req = parse_request(body)
+    except PbDecodeError as exc:
+        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
+    out: list[tuple[Any, ...] | SpanData | None] = []
+    append = out.append
+    for rs in req.resource_spans:
+        try:
+            resource = {e[0]: e[1] for e in attribute_entries(rs.resource.attributes)}
+        except AttributeError_ as exc:
+            raise DecodeError(f"invalid resource attributes: {exc}") from None
+        service = resource.get("service.name")
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                tid, sid, name = s.trace_id, s.span_id, s.name
+                start, end = s.start_time_unix_nano, s.end_time_unix_nano
+                error = s.status.code == _STATUS_ERROR
+                try:
+                    entries = attribute_entries(s.attributes)
+                except AttributeError_ as exc:
+                    append(SpanData(tid, sid, name, start, end, error, {}, resource, str(exc)))
+                    continue
+                row = fast_row(tid, sid, name, start, end, error, entries, service)
+                if row is NEEDS_NORMALIZE:
+                    attrs = {e[0]: e[1] for e in entries}
+                    append(SpanData(tid, sid, name, start, end, error, attrs, resource))
+                else:
+                    append(row)  # type: ignore[arg-type]
     return out
 
 

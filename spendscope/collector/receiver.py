@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from starlette.requests import Request
@@ -26,7 +27,7 @@ from spendscope.collector.otlp import (
     SpanData,
     TooLargeError,
     decode_json,
-    decode_protobuf,
+    decode_protobuf_rows,
     decompress,
     encode_response_json,
     encode_response_protobuf,
@@ -45,6 +46,8 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
+# A decoded span: a span to normalize, a row already normalized, or None (not GenAI).
+Decoded = SpanData | tuple[Any, ...] | None
 
 # google.rpc.Code values that match the HTTP statuses we send.
 _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
@@ -112,7 +115,9 @@ class TracesEndpoint:
         reason = f"span starts before the calls retention window (retention.calls_days = {days})"
         return reject_before(batch, first_day, reason)
 
-    def _prepare(self, body: bytes, encoding: str, decode: Callable[[bytes], list[SpanData]]) -> IngestBatch:
+    def _prepare(
+        self, body: bytes, encoding: str, decode: Callable[[bytes], Sequence[Decoded]]
+    ) -> IngestBatch:
         raw = decompress(body, encoding, self.max_body)
         spans = decode(raw)
         pricer = self.ctx.pricer
@@ -121,7 +126,7 @@ class TracesEndpoint:
 
     async def _decode_and_offer(self, request: Request, kind: str, writer: Writer) -> IngestBatch | Response:
         """Read, decode and queue the request's spans; an error answer if any step refuses it."""
-        decode = decode_protobuf if kind == _PROTOBUF else decode_json
+        decode = decode_protobuf_rows if kind == _PROTOBUF else decode_json
         try:
             body = await self._read_body(request)
             encoding = request.headers.get("content-encoding", "")

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from spendscope.collector.ingest import IngestBatch, build_batch
-from spendscope.collector.otlp import decode_json, decode_protobuf, decompress
+from spendscope.collector.otlp import decode_json, decode_protobuf_rows, decompress
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_receiver
 
@@ -108,7 +108,7 @@ def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:
     """Runs in a worker: the same steps as the in-process path, Arrow table serialized as IPC."""
     assert _pricer is not None, "worker not initialized"
     raw = decompress(body, encoding, limit)
-    spans = decode_json(raw) if is_json else decode_protobuf(raw)
+    spans = decode_json(raw) if is_json else decode_protobuf_rows(raw)
     batch = build_batch(spans, _pricer)
     ipc: bytes | None = None
     if batch.table is not None:

@@ -61,7 +61,7 @@ def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.Monkey
     ]
     body = make_request(spans).SerializeToString()
     assert decode_protobuf(body) == decode_protobuf_generic(body)
-    cached_keys = [key for key, _ in fastpb._cache.values()]
+    cached_keys = [entry[0] for entry in fastpb._cache.values()]
     assert "spendscope.openai.request_id" not in cached_keys  # known to be unique per call
     assert cached_keys.count("x.serial") == 3 and "x.serial" in fastpb._unique  # learnt
     assert cached_keys.count("x.model") == 1

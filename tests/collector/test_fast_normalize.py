@@ -1,0 +1,146 @@
+"""The decoder's fast path gives exactly what decode + normalize give, span for span.
+
+``decode_protobuf_rows`` assembles rows straight from cached attributes and hands anything
+unusual to ``normalize``; a batch built either way must be the same table, rejections and count
+of ignored spans, for our SDK's spans and for every odd mix of names, types and ids.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from spendscope.collector.ingest import IngestBatch, build_batch
+from spendscope.collector.normalize import _FAST_KEYS
+from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_rows
+from spendscope.collector.pricer import Pricer
+from spendscope.pricing import PriceTable
+from tests.collector.helpers import _any
+
+pytestmark = pytest.mark.server
+
+EMPTY = object()  # an attribute whose AnyValue is unset
+_PRICER = Pricer(PriceTable.default())
+_KEYS = [
+    *sorted(_FAST_KEYS),
+    "spendscope.tag.team",
+    "spendscope.tag.n",
+    "gen_ai.request.temperature",
+    "some.unknown.key",
+]
+_VALUES = st.one_of(
+    st.sampled_from(["openai", "chat", "gpt-4o-mini", "gpt-4o", "embeddings", "", "default", "true"]),
+    st.sampled_from([0, 1, 200, 429, 500, 1024, 2**62, -5, True, False, 1.5, 3.0, EMPTY]),
+    st.sampled_from(["12", " 7 ", "x", b"\x01", ["stop"], {"k": 1}]),
+)
+_SPAN = st.fixed_dictionaries(
+    {
+        "attrs": st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=14),
+        "ids": st.sampled_from(["ok", "ok", "ok", "zero", "short"]),
+        "times": st.sampled_from(["ok", "ok", "ok", "no_start", "backwards", "no_end"]),
+        "error": st.booleans(),
+        "name": st.sampled_from(["chat gpt-4o", ""]),
+    }
+)
+
+
+def _typed(key: str) -> st.SearchStrategy[Any]:
+    # A value of the type the key expects, so that most spans take the fast path.
+    coerce = _FAST_KEYS[key][1].__name__
+    if coerce in ("_str", "_exact_str"):
+        return st.sampled_from(["openai", "chat", "responses", "gpt-4o-mini", "gpt-4o", "", "flex", "u-1"])
+    if coerce in ("_count", "_int"):
+        return st.sampled_from([0, 3, 200, 404, 429, 1024])
+    if coerce == "_float":
+        return st.sampled_from([0.0, 0.25, 12.5])
+    return st.booleans()
+
+
+_GENAI = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+_TYPED_SPAN = st.fixed_dictionaries(
+    {
+        "attrs": st.lists(st.sampled_from(sorted(_FAST_KEYS)), max_size=16, unique=True).flatmap(
+            lambda keys: st.fixed_dictionaries({k: _typed(k) for k in keys}).map(
+                lambda extra: {**_GENAI, **extra} if len(keys) % 4 else extra
+            )
+        ),
+        "ids": st.just("ok"),
+        "times": st.just("ok"),
+        "error": st.booleans(),
+        "name": st.sampled_from(["chat gpt-4o", ""]),
+    }
+)
+
+
+def _request(spans: list[dict[str, Any]], service: Any = "svc") -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(KeyValue(key="service.name", value=_any(service)))
+    ss = rs.scope_spans.add()
+    for i, s in enumerate(spans):
+        p = ss.spans.add()
+        p.trace_id = {"ok": os.urandom(16), "zero": b"\0" * 16, "short": b"\1" * 4}[s["ids"]]
+        p.span_id = {"ok": os.urandom(8), "zero": b"\0" * 8, "short": b"\1" * 2}[s["ids"]]
+        p.name = s["name"]
+        start = 1_700_000_000_000_000_000 + i
+        p.start_time_unix_nano = 0 if s["times"] == "no_start" else start
+        p.end_time_unix_nano = {"backwards": start - 10, "no_end": 0}.get(s["times"], start + 10**8)
+        if s["error"]:
+            p.status.code = 2
+        for k, v in s["attrs"].items():
+            p.attributes.append(KeyValue(key=k) if v is EMPTY else KeyValue(key=k, value=_any(v)))
+    return bytes(req.SerializeToString())
+
+
+def _same(a: IngestBatch, b: IngestBatch) -> None:
+    assert (a.table is None) == (b.table is None)
+    if a.table is not None and b.table is not None:
+        assert a.table.to_pylist() == b.table.to_pylist()
+    assert a.rejected == b.rejected
+    assert a.ignored == b.ignored
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SPAN, min_size=1, max_size=6), st.sampled_from(["svc", 7, ""]))
+def test_fast_rows_equal_decode_and_normalize(spans: list[dict[str, Any]], service: Any) -> None:
+    body = _request(spans, service)
+    for _ in range(2):  # the second pass is served from the attribute cache
+        _same(build_batch(decode_protobuf_rows(body), _PRICER), build_batch(decode_protobuf(body), _PRICER))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_TYPED_SPAN, min_size=1, max_size=6))
+def test_fast_rows_equal_normalize_for_well_typed_spans(spans: list[dict[str, Any]]) -> None:
+    body = _request(spans)
+    _same(build_batch(decode_protobuf_rows(body), _PRICER), build_batch(decode_protobuf(body), _PRICER))
+
+
+def test_our_sdk_spans_take_the_fast_path() -> None:
+    attrs = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "server.address": "api.openai.com",
+        "server.port": 443,
+        "http.response.status_code": 200,
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.cache_read.input_tokens": 1024,
+        "gen_ai.usage.output_tokens": 80,
+        "gen_ai.response.finish_reasons": ["stop"],
+        "spendscope.user": "u-17",
+        "spendscope.ratelimit.remaining_tokens": 1_999_000,
+    }
+    spans = [{"attrs": attrs, "ids": "ok", "times": "ok", "error": False, "name": "chat"}] * 3
+    body = _request(spans)
+    decoded = decode_protobuf_rows(body)
+    assert all(type(d) is tuple for d in decoded)
+    with_tag = [{**spans[0], "attrs": {**attrs, "spendscope.tag.team": "search"}}]
+    assert isinstance(decode_protobuf_rows(_request(with_tag))[0], SpanData)  # tags: normalize()
+    _same(build_batch(decoded, _PRICER), build_batch(decode_protobuf(body), _PRICER))
