@@ -8,6 +8,10 @@ model, status 200, user, feature), so they are looked up in a bounded cache; the
 small parser for the simple encodings (short key, one scalar value) and anything else falls back to
 the real ``KeyValue`` message. The result equals the generic decode (a test checks this).
 
+A cache entry also holds where normalization's fast path puts the attribute (its row slot and
+coerced value, from :func:`~spendscope.collector.normalize.fast_attribute`), so the coercion of a
+repeated value runs once, not once per span.
+
 Values that never repeat (ids, remaining rate-limit counts, timings) would only churn the cache, so
 they are not stored: those of the attributes known to be per call, and those of any key that keeps
 missing (see ``_UNIQUE_AFTER``).

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Any
+from typing import Any, Literal
 
 from spendscope import semconv as sc
 from spendscope.collector.otlp import SpanData
 
 __all__ = [
-    "NEEDS_NORMALIZE",
     "ROW_FIELDS",
     "TOKEN_FIELDS",
     "Rejected",
@@ -314,7 +313,7 @@ _KNOWN_KEYS = frozenset(
 # Anything unusual (a value needing a coercion that may fail, tags, an empty value, a bad id or
 # time, no model) goes through normalize() instead, so the two always agree.
 
-NEEDS_NORMALIZE = -1  # the slot of an attribute only normalize() handles
+_NORMALIZE = -1  # the slot of an attribute only normalize() handles
 
 _N_ROW = len(ROW_FIELDS)
 _SLOT = {name: i for i, name in enumerate(ROW_FIELDS)}
@@ -413,14 +412,14 @@ _FAST_KEYS: dict[str, tuple[int, Any]] = {
 def fast_attribute(key: str, value: Any) -> tuple[int, Any]:
     """The slot a decoded attribute fills in :func:`fast_row` and its coerced value.
 
-    ``NEEDS_NORMALIZE`` when only :func:`normalize` can handle it: an empty value (presence
+    Slot -1 when only :func:`normalize` can handle it: an empty value (presence
     matters there), a tag, or a value whose coercion fails (the rejection names it).
     """
     if value is None:
-        return NEEDS_NORMALIZE, None
+        return _NORMALIZE, None
     entry = _FAST_KEYS.get(key)
     if entry is None:
-        return (NEEDS_NORMALIZE, None) if key.startswith(_TAG_PREFIX) else (_IGNORED, None)
+        return (_NORMALIZE, None) if key.startswith(_TAG_PREFIX) else (_IGNORED, None)
     slot, coerce = entry
     # Values that are unique per call (ids, remaining counts) come here for every span.
     if coerce is _str and type(value) is str:
@@ -430,7 +429,7 @@ def fast_attribute(key: str, value: Any) -> tuple[int, Any]:
     try:
         return slot, coerce({key: value}, key)
     except Rejected:
-        return NEEDS_NORMALIZE, None
+        return _NORMALIZE, None
 
 
 def fast_row(
@@ -442,15 +441,15 @@ def fast_row(
     status_error: bool,
     attributes: Iterable[tuple[str, Any, int, Any]],
     service: Any,
-) -> tuple[Any, ...] | int | None:
-    """What :func:`normalize` returns for this span, or ``NEEDS_NORMALIZE`` if it must decide.
+) -> tuple[Any, ...] | Literal[False] | None:
+    """What :func:`normalize` returns for this span, or ``False`` if it must decide.
 
     ``attributes`` are (key, value, slot, coerced value), the last two from :func:`fast_attribute`.
     """
     v: list[Any] = [None] * _N_SLOTS
     for _key, _value, slot, value in attributes:
         if slot < 0:
-            return NEEDS_NORMALIZE
+            return False
         v[slot] = value
     provider = v[_PROVIDER] or v[_SYSTEM]
     operation = v[_OPERATION]
@@ -466,7 +465,7 @@ def fast_row(
         or not 0 < start < 1 << 62
         or end < start
     ):
-        return NEEDS_NORMALIZE  # normalize() rejects it with the reason
+        return False  # normalize() rejects it with the reason
     if operation is None:
         operation = v[_LLM_OPERATION]
     status = v[_STATUS]

@@ -14,6 +14,8 @@ import json
 import zlib
 from typing import Any, NamedTuple
 
+from spendscope.semconv import SERVICE_NAME
+
 __all__ = [
     "DecodeError",
     "SpanData",
@@ -188,7 +190,7 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
     from google.protobuf.message import DecodeError as PbDecodeError
 
     from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
-    from spendscope.collector.normalize import NEEDS_NORMALIZE, fast_row
+    from spendscope.collector.normalize import fast_row
 
     try:
         req = parse_request(body)
@@ -201,7 +203,7 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
             resource = {e[0]: e[1] for e in attribute_entries(rs.resource.attributes)}
         except AttributeError_ as exc:
             raise DecodeError(f"invalid resource attributes: {exc}") from None
-        service = resource.get("service.name")
+        service = resource.get(SERVICE_NAME)
         for ss in rs.scope_spans:
             for s in ss.spans:
                 tid, sid, name = s.trace_id, s.span_id, s.name
@@ -213,11 +215,11 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
                     append(SpanData(tid, sid, name, start, end, error, {}, resource, str(exc)))
                     continue
                 row = fast_row(tid, sid, name, start, end, error, entries, service)
-                if row is NEEDS_NORMALIZE:
+                if row is False:
                     attrs = {e[0]: e[1] for e in entries}
                     append(SpanData(tid, sid, name, start, end, error, attrs, resource))
                 else:
-                    append(row)  # type: ignore[arg-type]
+                    append(row)
     return out
 
 
