@@ -30,7 +30,6 @@ __all__ = [
     "AttributeError_",
     "Entry",
     "attribute_entries",
-    "decode_attributes",
     "parse_request",
     "request_class",
 ]
@@ -207,7 +206,3 @@ def attribute_entries(raws: Any) -> list[Entry]:
             if entry is None:
                 entries[i] = _parse(raws[i])
     return entries  # type: ignore[return-value]
-
-
-def decode_attributes(raws: Any) -> dict[str, Any]:
-    return {e[0]: e[1] for e in attribute_entries(raws)}

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from spendscope.semconv import SERVICE_NAME
 
@@ -143,42 +143,7 @@ def decode_protobuf(body: bytes) -> list[SpanData]:
     Uses the attribute-as-bytes view of :mod:`spendscope.collector.fastpb`; an attribute that does
     not decode makes its span carry a ``problem`` instead of failing the whole request.
     """
-    from google.protobuf.message import DecodeError as PbDecodeError
-
-    from spendscope.collector.fastpb import AttributeError_, decode_attributes, parse_request
-
-    try:
-        req = parse_request(body)
-    except PbDecodeError as exc:
-        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
-    out: list[SpanData] = []
-    append = out.append
-    for rs in req.resource_spans:
-        try:
-            resource = decode_attributes(rs.resource.attributes)
-        except AttributeError_ as exc:
-            raise DecodeError(f"invalid resource attributes: {exc}") from None
-        for ss in rs.scope_spans:
-            for s in ss.spans:
-                try:
-                    attrs = decode_attributes(s.attributes)
-                    problem = None
-                except AttributeError_ as exc:
-                    attrs, problem = {}, str(exc)
-                append(
-                    SpanData(
-                        s.trace_id,
-                        s.span_id,
-                        s.name,
-                        s.start_time_unix_nano,
-                        s.end_time_unix_nano,
-                        s.status.code == _STATUS_ERROR,
-                        attrs,
-                        resource,
-                        problem,
-                    )
-                )
-    return out
+    return cast(list[SpanData], _decode_protobuf(body, fast=False))  # every item is a SpanData
 
 
 def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]:
@@ -187,6 +152,10 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
     Per span: its ``calls`` row, ``None`` for a span that is not GenAI, or the :class:`SpanData`
     that :func:`~spendscope.collector.normalize.normalize` must handle (it rejects or coerces).
     """
+    return _decode_protobuf(body, fast=True)
+
+
+def _decode_protobuf(body: bytes, *, fast: bool) -> list[tuple[Any, ...] | SpanData | None]:
     from google.protobuf.message import DecodeError as PbDecodeError
 
     from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
@@ -214,7 +183,7 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
                 except AttributeError_ as exc:
                     append(SpanData(tid, sid, name, start, end, error, {}, resource, str(exc)))
                     continue
-                row = fast_row(tid, sid, name, start, end, error, entries, service)
+                row = fast_row(tid, sid, name, start, end, error, entries, service) if fast else False
                 if row is False:
                     attrs = {e[0]: e[1] for e in entries}
                     append(SpanData(tid, sid, name, start, end, error, attrs, resource))
