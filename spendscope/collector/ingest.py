@@ -238,7 +238,37 @@ def build_batch(spans: Sequence[SpanData | tuple[Any, ...] | None], pricer: Pric
     if len({(r[0], r[1]) for r in rows}) != len(rows):
         rows = _dedupe(rows)
     pricing = pricer.price_rows(rows, _IDX)
-    return _batch(rows_to_arrow(rows, pricing), [r[2] for r in rows], rejected, ignored)
+    try:
+        table = rows_to_arrow(rows, pricing)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        # Normalization should make this impossible; if a value still does not fit its column,
+        # only its span is refused, not the request with it.
+        rows, pricing = _storable(rows, pricing, rejected)
+        if not rows:
+            return IngestBatch(None, rejected, ignored)
+        table = rows_to_arrow(rows, pricing)
+    return _batch(table, [r[2] for r in rows], rejected, ignored)
+
+
+def _storable(
+    rows: list[tuple[Any, ...]], pricing: list[PricingResult], rejected: list[tuple[str | None, ...]]
+) -> tuple[list[tuple[Any, ...]], list[PricingResult]]:
+    """The rows that convert to Arrow one by one; the others are added to ``rejected``."""
+    kept: list[tuple[Any, ...]] = []
+    kept_pricing: list[PricingResult] = []
+    for row, price in zip(rows, pricing, strict=True):
+        try:
+            rows_to_arrow([row], [price])
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            values = json.dumps(dict(zip(ROW_FIELDS, row, strict=True)), default=repr)
+            if len(values) > _MAX_REJECTED_ATTRS:
+                values = json.dumps({"truncated": values[:_MAX_REJECTED_ATTRS]})
+            reason = f"a value does not fit its column: {exc}"
+            rejected.append((row[0], row[1], row[4], row[8], reason, values))
+        else:
+            kept.append(row)
+            kept_pricing.append(price)
+    return kept, kept_pricing
 
 
 def _batch(

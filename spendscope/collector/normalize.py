@@ -122,10 +122,15 @@ def _coerce_int(key: str, v: Any) -> int:
 
 
 def _int(a: dict[str, Any], key: str) -> int | None:
+    # Status codes and attempts are 32-bit columns: a larger value would fail the whole batch.
     v = a.get(key)
-    if v is None or type(v) is int:
-        return v
-    return _coerce_int(key, v)
+    if v is None:
+        return None
+    if type(v) is not int:
+        v = _coerce_int(key, v)
+    if not -(1 << 31) <= v < 1 << 31:
+        raise Rejected(f"attribute {key} out of range: {v}")
+    return v
 
 
 def _count(a: dict[str, Any], key: str, alt: str | None = None) -> int | None:
@@ -145,11 +150,11 @@ def _float(a: dict[str, Any], key: str) -> float | None:
     v = a.get(key)
     if v is None or type(v) is float:
         return v
-    if isinstance(v, int) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, str):
+    if isinstance(v, int | str) and not isinstance(v, bool):
         try:
             return float(v)
+        except OverflowError:  # an integer from OTLP JSON can be far beyond a double
+            raise Rejected(f"attribute {key} out of range") from None
         except ValueError:
             pass
     raise Rejected(f"attribute {key} must be a number, got {v!r:.60}")
@@ -210,8 +215,8 @@ def normalize(span: SpanData) -> tuple[Any, ...] | None:
         raise Rejected("span has no start time")
     if end < start:
         raise Rejected("span ends before it starts")
-    if start >= 1 << 62:
-        raise Rejected("span start time out of range")
+    if start >= 1 << 62 or end >= 1 << 62:
+        raise Rejected("span start or end time out of range")
 
     status = _int(a, sc.HTTP_RESPONSE_STATUS_CODE)
     if status is None:
@@ -462,8 +467,7 @@ def fast_row(
         or len(span_id) != 8
         or not any(trace_id)
         or not any(span_id)
-        or not 0 < start < 1 << 62
-        or end < start
+        or not 0 < start <= end < 1 << 62
     ):
         return False  # normalize() rejects it with the reason
     if operation is None:

@@ -43,7 +43,7 @@ _SPAN = st.fixed_dictionaries(
     {
         "attrs": st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=14),
         "ids": st.sampled_from(["ok", "ok", "ok", "zero", "short"]),
-        "times": st.sampled_from(["ok", "ok", "ok", "no_start", "backwards", "no_end"]),
+        "times": st.sampled_from(["ok", "ok", "ok", "no_start", "backwards", "no_end", "huge_end"]),
         "error": st.booleans(),
         "name": st.sampled_from(["chat gpt-4o", ""]),
     }
@@ -90,7 +90,8 @@ def _request(spans: list[dict[str, Any]], service: Any = "svc") -> bytes:
         p.name = s["name"]
         start = 1_700_000_000_000_000_000 + i
         p.start_time_unix_nano = 0 if s["times"] == "no_start" else start
-        p.end_time_unix_nano = {"backwards": start - 10, "no_end": 0}.get(s["times"], start + 10**8)
+        ends = {"backwards": start - 10, "no_end": 0, "huge_end": 2**64 - 1}
+        p.end_time_unix_nano = ends.get(s["times"], start + 10**8)
         if s["error"]:
             p.status.code = 2
         for k, v in s["attrs"].items():
@@ -144,3 +145,17 @@ def test_our_sdk_spans_take_the_fast_path() -> None:
     with_tag = [{**spans[0], "attrs": {**attrs, "spendscope.tag.team": "search"}}]
     assert isinstance(decode_protobuf_rows(_request(with_tag))[0], SpanData)  # tags: normalize()
     _same(build_batch(decoded, _PRICER), build_batch(decode_protobuf(body), _PRICER))
+
+
+def test_a_value_that_does_not_fit_its_column_refuses_only_its_span() -> None:
+    spans = [{"attrs": _GENAI, "ids": "ok", "times": "ok", "error": False, "name": "chat"}] * 3
+    rows = decode_protobuf_rows(_request(spans))
+    good = [r for r in rows if type(r) is tuple]
+    assert len(good) == 3
+    bad = list(good[1])
+    bad[20] = 2**40  # status_code is a 32-bit column; normalize() refuses this, a row could not
+    batch = build_batch([good[0], tuple(bad), good[2]], _PRICER)
+    assert batch.table is not None and batch.table.num_rows == 2
+    assert [r[0] for r in batch.rejected] == [bad[0]]
+    assert "does not fit its column" in str(batch.rejected[0][4])
+    assert batch.result().rejected == 1

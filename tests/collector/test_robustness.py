@@ -128,11 +128,14 @@ def test_bad_spans_are_rejected_and_recorded_valid_ones_kept(collector: Collecto
         span_dict(genai_attrs(**feat, **{"gen_ai.usage.input_tokens": "many"}), start_ns=now + 6),
         span_dict(genai_attrs(**feat, **{"gen_ai.usage.output_tokens": -5}), start_ns=now + 7),
         span_dict({"http.request.method": "GET"}, start_ns=now + 8),  # not GenAI: acknowledged, ignored
+        # Values beyond their columns (32-bit status, 64-bit end time) refuse their span, not the request.
+        span_dict(genai_attrs(**feat, **{"http.response.status_code": 2**40}), start_ns=now + 9),
+        span_dict(genai_attrs(**feat), start_ns=now + 10, duration_ns=2**64 - 1 - now - 10),
     ]
     r = collector.post_otlp(make_request(spans).SerializeToString())
     assert r.status_code == 200
     resp = ExportTraceServiceResponse.FromString(r.content)
-    assert resp.partial_success.rejected_spans == 6
+    assert resp.partial_success.rejected_spans == 8
     msg = resp.partial_success.error_message
     for needle in (
         "without a model",
@@ -141,6 +144,8 @@ def test_bad_spans_are_rejected_and_recorded_valid_ones_kept(collector: Collecto
         "ends before",
         "input_tokens",
         "output_tokens",
+        "http.response.status_code out of range",
+        "end time out of range",
     ):
         assert needle in msg
     assert _feature_calls(collector, "mixed") == 2

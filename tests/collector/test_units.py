@@ -150,6 +150,11 @@ def test_normalize_sdk_attributes_and_errors() -> None:
         normalize(_span({"gen_ai.provider.name": "openai"}))
     with pytest.raises(Rejected, match="must be a boolean"):
         normalize(_span(genai_attrs(**{"gen_ai.request.stream": 2.5})))
+    # 32-bit columns: a status or attempt beyond them is this span's problem, not the batch's.
+    with pytest.raises(Rejected, match=r"http\.response\.status_code out of range"):
+        normalize(_span(genai_attrs(**{"http.response.status_code": 2**40})))
+    with pytest.raises(Rejected, match=r"spendscope\.attempt out of range"):
+        normalize(_span(genai_attrs(**{"spendscope.attempt": -(2**31) - 1})))
 
 
 @settings(max_examples=200, deadline=None)
