@@ -37,6 +37,7 @@ __all__ = [
     "ShuttingDown",
     "Writer",
     "build_batch",
+    "epoch_dates",
     "insert_batch",
     "mark_days_dirty",
     "reject_before",
@@ -344,9 +345,14 @@ def insert_batch(
             con.unregister("rejected_in")
 
 
+def epoch_dates(days: Iterable[int]) -> list[date]:
+    """UTC days given as days since the epoch, as sorted dates."""
+    return sorted(_EPOCH_DAY + timedelta(days=d) for d in days)
+
+
 def mark_days_dirty(con: duckdb.DuckDBPyConnection, days: Iterable[int]) -> None:
     """Flag UTC days (as days since the epoch) for the rollup job."""
-    dates = sorted(_EPOCH_DAY + timedelta(days=d) for d in days)
+    dates = epoch_dates(days)
     if dates:
         con.execute(_MARK_DAYS, {"days": dates})
 

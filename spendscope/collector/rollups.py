@@ -9,9 +9,9 @@ from the rollup is, by construction, the one computed from ``calls``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
 
 import duckdb
@@ -155,15 +155,19 @@ _LATENCY_PCT_SQL = "INSERT INTO rollup_latency_pct_daily " + percentile_buckets_
 _DAY_TABLES = (*(r.table for r in ROLLUPS), "rollup_latency_daily", "rollup_latency_pct_daily")
 
 
-def roll_dirty_days(con: duckdb.DuckDBPyConnection, now: datetime, limit: int | None = None) -> int:
+def roll_dirty_days(
+    con: duckdb.DuckDBPyConnection, now: datetime, limit: int | None = None, skip: Collection[date] = ()
+) -> int:
     """Recompute every rollup of the dirty days (the newest ``limit`` of them, or all) in one
-    transaction; return how many days."""
-    pick = "SELECT day FROM rollup_state WHERE dirty ORDER BY day DESC"
+    transaction, leaving the days in ``skip`` dirty; return how many days."""
+    pick = (
+        "SELECT day FROM rollup_state WHERE dirty AND NOT list_contains($skip::DATE[], day) ORDER BY day DESC"
+    )
     if limit is not None:
         pick += f" LIMIT {int(limit)}"
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE dirty_days AS {pick}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dirty_days AS {pick}", {"skip": sorted(skip)})
         row = con.execute("SELECT count(*) FROM dirty_days").fetchone()
         n = int(row[0]) if row else 0
         if n:

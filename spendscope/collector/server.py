@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import anyio
@@ -26,7 +26,7 @@ from spendscope.collector.app import create_app
 from spendscope.collector.components import COMPONENTS
 from spendscope.collector.config import Config
 from spendscope.collector.context import CollectorContext, utc_now
-from spendscope.collector.ingest import Writer
+from spendscope.collector.ingest import Writer, epoch_dates
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
@@ -140,13 +140,22 @@ ROLLUP_DAYS_PER_TASK = 4
 
 
 def rollup_now(ctx: CollectorContext) -> int:
-    """Re-roll every dirty day in the writer thread, a few days per task; return how many days."""
+    """Re-roll the dirty days that have settled, in the writer thread, a few days per task.
+
+    A day that commits touched since the previous pass is left for a later one: it is still
+    receiving calls, so its rollup would be stale at once (queries read its calls meanwhile), and
+    re-rolling a busy current day every interval grows with the day until it costs more than
+    ingest itself. Returns how many days were rolled.
+    """
+    busy: list[date] | None = None
 
     def task(con: duckdb.DuckDBPyConnection) -> int:
-        n = roll_dirty_days(con, ctx.clock(), limit=ROLLUP_DAYS_PER_TASK)
-        if ctx.writer is not None:
-            ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
-        return n
+        nonlocal busy
+        if busy is None:
+            busy = epoch_dates(ctx.writer.marked_days) if ctx.writer is not None else []
+            if ctx.writer is not None:
+                ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
+        return roll_dirty_days(con, ctx.clock(), limit=ROLLUP_DAYS_PER_TASK, skip=busy)
 
     total = 0
     while True:

@@ -306,6 +306,11 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
     con = store.connection
     insert_batch(con, batch.table, batch.lo, batch.hi, batch.rejected)
     mark_days_dirty(con, batch.days)
+    # A day still receiving calls is left for a later pass.
+    busy = (now - timedelta(days=1)).date()
+    assert roll_dirty_days(con, now, limit=1, skip=[busy]) == 1
+    assert con.execute("SELECT max(day) FROM rollup_state WHERE dirty").fetchone() == (busy,)
+    con.execute("UPDATE rollup_state SET dirty = true")
     # In steps, newest days first, as the collector's job does; then nothing is left dirty.
     assert roll_dirty_days(con, now, limit=3) == 3
     assert con.execute("SELECT min(day) FROM rollup_state WHERE dirty").fetchone() == (

@@ -98,3 +98,25 @@ def test_the_writer_lingers_only_while_a_request_is_on_its_way(tmp_path: Path) -
     finally:
         assert writer.stop(timeout=30)
         store.close()
+
+
+def test_the_rollup_job_waits_for_a_day_to_settle(tmp_path: Path) -> None:
+    from spendscope.collector.config import load_config
+    from spendscope.collector.server import build_context, rollup_now, shutdown
+
+    ctx = build_context(load_config(None, env={}, db=str(tmp_path / "r.duckdb")))
+    assert ctx.writer is not None and ctx.pricer is not None
+    ctx.writer.start()
+    try:
+        batch = _batch([span_dict(genai_attrs(), span_id=os.urandom(8))], ctx.pricer)
+        assert ctx.writer.offer(batch)
+        batch.future.result(timeout=30)
+
+        def dirty() -> int:
+            row = ctx.store.cursor().execute("SELECT count(*) FROM rollup_state WHERE dirty").fetchone()
+            return int(row[0]) if row else -1
+
+        assert rollup_now(ctx) == 0 and dirty() == 1  # committed to since the last pass: still busy
+        assert rollup_now(ctx) == 1 and dirty() == 0  # no commit since: rolled
+    finally:
+        shutdown(ctx)
