@@ -322,6 +322,59 @@ _NORMALIZE = -1  # the slot of an attribute only normalize() handles
 
 _N_ROW = len(ROW_FIELDS)
 _SLOT = {name: i for i, name in enumerate(ROW_FIELDS)}
+# The columns fast_row derives rather than copies from one attribute.
+(
+    _C_TRACE_ID,
+    _C_SPAN_ID,
+    _C_START,
+    _C_END,
+    _C_SERVICE,
+    _C_PROVIDER,
+    _C_OPERATION,
+    _C_API,
+    _C_SPAN_NAME,
+    _C_REQUEST_MODEL,
+    _C_RESPONSE_MODEL,
+    _C_MODEL,
+    _C_USER,
+    _C_STREAM,
+    _C_STATUS,
+    _C_IS_ERROR,
+    _C_INPUT,
+    _C_CACHED,
+    _C_CACHE_WRITE,
+    _C_OUTPUT,
+    _C_REASONING,
+    _C_TIER,
+    _C_BATCH,
+) = (
+    _SLOT[name]
+    for name in (
+        "trace_id",
+        "span_id",
+        "start_ns",
+        "end_ns",
+        "service",
+        "provider",
+        "operation",
+        "api",
+        "span_name",
+        "request_model",
+        "response_model",
+        "model",
+        "user_id",
+        "stream",
+        "status_code",
+        "is_error",
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "service_tier",
+        "batch",
+    )
+)
 (
     _PROVIDER,
     _SYSTEM,
@@ -451,6 +504,8 @@ def fast_row(
 
     ``attributes`` are (key, value, slot, coerced value), the last two from :func:`fast_attribute`.
     """
+    # The first len(ROW_FIELDS) slots are the row's own columns, filled where attributes map onto
+    # them one to one; the derived columns are set below from the slots after them.
     v: list[Any] = [None] * _N_SLOTS
     for _key, _value, slot, value in attributes:
         if slot < 0:
@@ -460,7 +515,7 @@ def fast_row(
     operation = v[_OPERATION]
     if provider is None and operation is None:
         return None
-    model = v[11] or v[10]  # response model, else request model
+    model = v[_C_RESPONSE_MODEL] or v[_C_REQUEST_MODEL]
     if (
         not model
         or len(trace_id) != 16
@@ -472,59 +527,35 @@ def fast_row(
         return False  # normalize() rejects it with the reason
     if operation is None:
         operation = v[_LLM_OPERATION]
-    status = v[_STATUS]
-    if status is None:
-        status = v[_STATUS_OLD]
-    stream = v[_STREAM]
-    if stream is None:
-        stream = v[_LLM_STREAM]
-    if v[_CACHE_WRITE] is not None or v[_CACHE_CREATION] is not None:
-        cache_write = v[_CACHE_WRITE] if v[_CACHE_WRITE] is not None else v[_CACHE_CREATION]
+    status = v[_STATUS] if v[_STATUS] is not None else v[_STATUS_OLD]
+    v[_C_TRACE_ID] = trace_id.hex()
+    v[_C_SPAN_ID] = span_id.hex()
+    v[_C_START] = start
+    v[_C_END] = end
+    v[_C_SERVICE] = service if service is None or type(service) is str else str(service)
+    v[_C_PROVIDER] = provider
+    v[_C_OPERATION] = operation
+    v[_C_API] = v[_API_TYPE] or (_API_BY_OPERATION.get(operation, operation) if operation else None)
+    v[_C_SPAN_NAME] = name or None
+    v[_C_MODEL] = model
+    v[_C_USER] = v[_USER] or v[_REQUEST_USER] or v[_USER_ID_SLOT]
+    v[_C_STREAM] = v[_STREAM] if v[_STREAM] is not None else v[_LLM_STREAM]
+    v[_C_STATUS] = status
+    v[_C_IS_ERROR] = status_error or (status is not None and status >= 400)
+    if v[_C_INPUT] is None:
+        v[_C_INPUT] = v[_PROMPT]
+    if v[_C_CACHED] is None:
+        v[_C_CACHED] = v[_CACHE_READ_OLD_SLOT]
+    if v[_CACHE_WRITE] is not None:
+        v[_C_CACHE_WRITE] = v[_CACHE_WRITE]
+    elif v[_CACHE_CREATION] is not None:
+        v[_C_CACHE_WRITE] = v[_CACHE_CREATION]
     else:
-        cache_write = v[_CACHE_WRITE_OLD_SLOT]
-    return (
-        trace_id.hex(),
-        span_id.hex(),
-        start,
-        end or start,
-        service if service is None or type(service) is str else str(service),
-        provider,
-        operation,
-        v[_API_TYPE] or (_API_BY_OPERATION.get(operation, operation) if operation else None),
-        name or None,
-        v[9],
-        v[10],
-        v[11],
-        model,
-        v[13],
-        v[14],
-        v[_USER] or v[_REQUEST_USER] or v[_USER_ID_SLOT],
-        v[16],
-        None,
-        stream,
-        v[19],
-        status,
-        status_error or (status is not None and status >= 400),
-        v[22],
-        v[23],
-        v[24] if v[24] is not None else v[_PROMPT],
-        v[25] if v[25] is not None else v[_CACHE_READ_OLD_SLOT],
-        cache_write,
-        v[27] if v[27] is not None else v[_COMPLETION],
-        v[28] if v[28] is not None else v[_REASONING_OLD_SLOT],
-        v[29],
-        v[30],
-        v[_TIER_RESPONSE] or v[_TIER_RESPONSE_OLD] or v[_TIER_REQUEST] or v[_TIER_REQUEST_OLD],
-        bool(v[_BATCH_SLOT]),
-        v[33],
-        v[34],
-        v[35],
-        v[36],
-        v[37],
-        v[38],
-        v[39],
-        v[40],
-        v[41],
-        v[42],
-        v[43],
-    )
+        v[_C_CACHE_WRITE] = v[_CACHE_WRITE_OLD_SLOT]
+    if v[_C_OUTPUT] is None:
+        v[_C_OUTPUT] = v[_COMPLETION]
+    if v[_C_REASONING] is None:
+        v[_C_REASONING] = v[_REASONING_OLD_SLOT]
+    v[_C_TIER] = v[_TIER_RESPONSE] or v[_TIER_RESPONSE_OLD] or v[_TIER_REQUEST] or v[_TIER_REQUEST_OLD]
+    v[_C_BATCH] = bool(v[_BATCH_SLOT])
+    return tuple(v[:_N_ROW])
