@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
-from spendscope.collector.otlp import SpanData
+from spendscope.collector.otlp import Decoded, SpanData
 from spendscope.collector.pricer import Pricer, PricingResult
 from spendscope.collector.store import Store
 
@@ -200,7 +200,7 @@ def _service(span: SpanData) -> str | None:
     return None if v is None else str(v)
 
 
-def build_batch(spans: Sequence[SpanData | tuple[Any, ...] | None], pricer: Pricer) -> IngestBatch:
+def build_batch(spans: Sequence[Decoded], pricer: Pricer) -> IngestBatch:
     """Normalize, price and convert decoded spans (runs on the receiving side, not in the writer).
 
     An item may also be a row the decoder already normalized, or ``None`` for a span it found not

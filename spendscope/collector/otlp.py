@@ -18,6 +18,7 @@ from spendscope.semconv import SERVICE_NAME
 
 __all__ = [
     "DecodeError",
+    "Decoded",
     "SpanData",
     "TooLargeError",
     "decode_json",
@@ -50,6 +51,9 @@ class SpanData(NamedTuple):
     resource: dict[str, Any]
     problem: str | None = None  # set when the span could not be read; normalization rejects it
 
+
+# A decoded span: a SpanData for normalize(), a calls row already normalized, or None (not GenAI).
+Decoded = SpanData | tuple[Any, ...] | None
 
 _STATUS_ERROR = 2
 _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
@@ -146,7 +150,7 @@ def decode_protobuf(body: bytes) -> list[SpanData]:
     return cast(list[SpanData], _decode_protobuf(body, fast=False))  # every item is a SpanData
 
 
-def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]:
+def decode_protobuf_rows(body: bytes) -> list[Decoded]:
     """:func:`decode_protobuf`, with each span already normalized where the fast path can.
 
     Per span: its ``calls`` row, ``None`` for a span that is not GenAI, or the :class:`SpanData`
@@ -155,7 +159,7 @@ def decode_protobuf_rows(body: bytes) -> list[tuple[Any, ...] | SpanData | None]
     return _decode_protobuf(body, fast=True)
 
 
-def _decode_protobuf(body: bytes, *, fast: bool) -> list[tuple[Any, ...] | SpanData | None]:
+def _decode_protobuf(body: bytes, *, fast: bool) -> list[Decoded]:
     from google.protobuf.message import DecodeError as PbDecodeError
 
     from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
@@ -165,7 +169,7 @@ def _decode_protobuf(body: bytes, *, fast: bool) -> list[tuple[Any, ...] | SpanD
         req = parse_request(body)
     except PbDecodeError as exc:
         raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
-    out: list[tuple[Any, ...] | SpanData | None] = []
+    out: list[Decoded] = []
     append = out.append
     for rs in req.resource_spans:
         try:

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
-from typing import Any
 
 import anyio
 from starlette.requests import Request
@@ -23,8 +22,8 @@ from starlette.responses import Response
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, build_batch, reject_before
 from spendscope.collector.otlp import (
+    Decoded,
     DecodeError,
-    SpanData,
     TooLargeError,
     decode_json,
     decode_protobuf_rows,
@@ -46,8 +45,6 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
-# A decoded span: a span to normalize, a row already normalized, or None (not GenAI).
-Decoded = SpanData | tuple[Any, ...] | None
 
 # google.rpc.Code values that match the HTTP statuses we send.
 _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
