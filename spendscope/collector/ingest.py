@@ -415,7 +415,8 @@ class Writer:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="spendscope-writer", daemon=True)
         self._on_commit = on_commit
-        # Days already flagged dirty since the last rollup: no need to upsert them per commit.
+        # Days committed to since the last rollup pass: already flagged dirty (no upsert per commit),
+        # and still busy, so the rollup job leaves them for its next pass.
         self.marked_days: set[int] = set()
         self.last_commit: datetime | None = None
         self.commits = 0

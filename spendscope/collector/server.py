@@ -31,7 +31,7 @@ from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
 from spendscope.collector.store import Store
-from spendscope.collector.warmup import warm_receiver, warm_store
+from spendscope.collector.warmup import warm_up
 
 __all__ = [
     "JsonLogFormatter",
@@ -196,15 +196,8 @@ def start(ctx: CollectorContext) -> None:
     _start_decode_pool(ctx)
     ctx.writer.start()
     pricer = ctx.pricer
-
-    def warm_up(con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            warm_store(con, warm_receiver(pricer))
-        except Exception:  # only costs speed: the first request then pays for it
-            log.exception("ingest warm-up failed")
-
     # In the writer thread, so that the collector answers at once while it runs.
-    ctx.writer.submit(warm_up)
+    ctx.writer.submit(lambda con: warm_up(pricer, con))
     ctx.scheduler.start()
     # Roll up what an earlier run left dirty, off the request path.
     ctx.scheduler.add_job(

@@ -8,6 +8,7 @@ first exporters wait. Nothing here is stored: the sample insert is rolled back.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import duckdb
@@ -18,7 +19,9 @@ from spendscope.collector.ingest import build_batch, insert_batch
 from spendscope.collector.otlp import decode_protobuf_rows, encode_response_json, encode_response_protobuf
 from spendscope.collector.pricer import Pricer
 
-__all__ = ["sample_request", "warm_receiver", "warm_store"]
+__all__ = ["sample_request", "warm_receiver", "warm_store", "warm_up"]
+
+log = logging.getLogger("spendscope.collector.warmup")
 
 
 def sample_request() -> bytes:
@@ -67,3 +70,13 @@ def warm_store(con: duckdb.DuckDBPyConnection, table: pa.Table | None) -> None:
         insert_batch(con, table, starts[0].as_py(), starts[-1].as_py())
     finally:
         con.execute("ROLLBACK")
+
+
+def warm_up(pricer: Pricer, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """The receiver's steps, and the writer's too given its connection; never raises."""
+    try:
+        table = warm_receiver(pricer)
+        if con is not None:
+            warm_store(con, table)
+    except Exception:  # only costs speed: the first request then pays for it
+        log.exception("ingest warm-up failed")

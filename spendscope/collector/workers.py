@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +21,7 @@ import pyarrow as pa
 from spendscope.collector.ingest import IngestBatch, build_batch
 from spendscope.collector.otlp import decode_json, decode_protobuf_rows, decompress
 from spendscope.collector.pricer import Pricer
-from spendscope.collector.warmup import warm_receiver
+from spendscope.collector.warmup import warm_up
 
 __all__ = ["Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
@@ -65,10 +64,7 @@ def _init(overrides: tuple[dict[str, Any], ...]) -> None:
     if overrides:
         table = table.with_overrides(list(overrides))
     _pricer = Pricer(table)
-    try:
-        warm_receiver(_pricer)  # lazy imports now, and then frozen below with the rest
-    except Exception:  # only costs speed: the first request then pays for it
-        logging.getLogger("spendscope.collector.workers").exception("decode worker warm-up failed")
+    warm_up(_pricer)  # lazy imports now, and then frozen below with the rest
     # Decoding allocates millions of short-lived containers, which keeps the cyclic collector busy;
     # what exists now (modules, the price table) lives as long as the worker, so leave it out of
     # every collection, and let the young generation grow before it is scanned.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.store import Store
-from spendscope.collector.warmup import warm_receiver, warm_store
+from spendscope.collector.warmup import warm_receiver, warm_store, warm_up
 from spendscope.pricing import PriceTable
 
 
@@ -20,6 +20,7 @@ def test_warm_up_prices_the_sample_and_rolls_back(tmp_path: Path) -> None:
     try:
         warm_store(store.connection, table)
         warm_store(store.connection, None)
+        warm_up(Pricer(PriceTable.default()), store.connection)  # what the writer runs at start
         assert store.connection.execute("SELECT count(*) FROM calls").fetchone() == (0,)
         assert store.connection.execute("SELECT count(*) FROM rollup_state").fetchone() == (0,)
     finally:
