@@ -154,7 +154,6 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
 # several times faster than date_trunc on TIMESTAMPTZ and equal to it in UTC (times are after 1970).
 _HOUR_SQL = "make_timestamptz(epoch_us(start_time) // 3600000000 * 3600000000)"
 _DAY_SQL = "day::TIMESTAMPTZ"
-_TOKENS = INSIGHT_TOKENS
 _COUNTS = frozenset({"calls", "errors", "rate_limited", "unpriced_calls"})
 
 
@@ -186,10 +185,13 @@ def _union(
 
 def _out(*columns: str) -> str:
     """The final form of combined measures: counts as BIGINT, token sums as BIGINT (0 when none)."""
-    return ", ".join(
-        f"{c}::BIGINT AS {c}" if c in _COUNTS else f"coalesce({c}, 0)::BIGINT AS {c}" if c in _TOKENS else c
-        for c in columns
-    )
+
+    def final(c: str) -> str:
+        if c in _COUNTS:
+            return f"{c}::BIGINT AS {c}"
+        return f"coalesce({c}, 0)::BIGINT AS {c}" if c in INSIGHT_TOKENS else c
+
+    return ", ".join(final(c) for c in columns)
 
 
 def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = None) -> Query:
@@ -230,7 +232,7 @@ def _project(month_cost: Decimal | None, now: datetime) -> Decimal | None:
     return projected.quantize(Decimal("0.000001"))
 
 
-_BREAKDOWN_METRICS = ("calls", "errors", *_TOKENS, "cost_usd", "unpriced_calls")
+_BREAKDOWN_METRICS = ("calls", "errors", *INSIGHT_TOKENS, "cost_usd", "unpriced_calls")
 
 
 def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = None) -> Query:
@@ -240,7 +242,7 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         where, params = filter_sql(scope)
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
-            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in _TOKENS)
+            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in INSIGHT_TOKENS)
             + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
@@ -384,12 +386,13 @@ def build_savings_groups(scope: Scope, dirty: Collection[date] | None = None) ->
     keys = [_col(c) for c in ("model", "service_tier", "batch", "day")]
     aggs = [
         measure(INSIGHTS, "priced_calls", "calls"),
-        *(measure(INSIGHTS, f"priced_{t}", t) for t in _TOKENS[:3]),
+        *(measure(INSIGHTS, f"priced_{t}", t) for t in INSIGHT_TOKENS[:3]),
         measure(INSIGHTS, "cost_usd"),
     ]
     u = _union(scope, keys, aggs, dirty)
     sql = (
-        f"SELECT model, service_tier, batch, day, {_out('calls', *_TOKENS[:3])}, cost_usd FROM ({u.sql}) "
+        f"SELECT model, service_tier, batch, day, {_out('calls', *INSIGHT_TOKENS[:3])}, cost_usd "
+        f"FROM ({u.sql}) "
         "WHERE calls > 0 ORDER BY model, day, service_tier NULLS LAST, batch"
     )
     return Query(sql, u.params)

@@ -73,7 +73,6 @@ LATENCY_GROUP_KEYS = frozenset(
     {"day", "model", "request_model", "project", "feature", "service", "api", "user"}
 )
 
-_TOKENS = TOKEN_FIELDS
 DIRTY_DAYS_SQL = "SELECT day FROM rollup_state WHERE dirty"
 
 
@@ -248,10 +247,13 @@ def build_spend(
     # Counts and token sums as BIGINT: Python ints straight from Arrow (HUGEINT arrives as a decimal
     # to format and parse back); a sum past 9.2e18 tokens fails loudly rather than wrap.
     counts = ("calls", "errors", "priced_calls", "unpriced_calls")
-    metrics = ", ".join(
-        f"coalesce({m}, 0)::BIGINT AS {m}" if m in counts else f"{m}::BIGINT AS {m}" if m in _TOKENS else m
-        for m in DAILY.measures
-    )
+
+    def final(m: str) -> str:
+        if m in counts:
+            return f"coalesce({m}, 0)::BIGINT AS {m}"
+        return f"{m}::BIGINT AS {m}" if m in TOKEN_FIELDS else m
+
+    metrics = ", ".join(final(m) for m in DAILY.measures)
     sql = f"SELECT {''.join(f'{k}, ' for k in keys)}{metrics} FROM ({u.sql}){_order(keys)}"
     return Query(sql, u.params)
 
@@ -458,13 +460,13 @@ def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]
 
 def spend_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Shape spend rows for the API and compute totals (cost stays null when nothing is priced)."""
-    totals: dict[str, Any] = {"calls": 0, "errors": 0, **dict.fromkeys(_TOKENS, 0)}
+    totals: dict[str, Any] = {"calls": 0, "errors": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
     cost: Decimal | None = None
     unpriced = 0
     for r in rows:
         totals["calls"] += r["calls"] or 0
         totals["errors"] += r["errors"] or 0
-        for t in _TOKENS:
+        for t in TOKEN_FIELDS:
             r[t] = int(r[t] or 0)
             totals[t] += r[t]
         if r["cost_usd"] is not None:

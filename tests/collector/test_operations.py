@@ -123,6 +123,9 @@ def test_rollups_answer_like_the_base_table(secured: CollectorProcess) -> None:
 
 
 def test_cli_spend(secured: CollectorProcess) -> None:
+    # Its own calls, so the test does not depend on what other tests in the module stored.
+    yesterday = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    assert _post(secured, _spans_for_days([yesterday], 3, "cli")).status_code == 200
     env = {**os.environ, "SPENDSCOPE_TOKEN": TOKEN}
     run = subprocess.run(
         [
@@ -169,7 +172,7 @@ def test_cli_spend(secured: CollectorProcess) -> None:
     )
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
-    assert doc["group_by"] == ["feature"] and any(r["feature"] == "rollup" for r in doc["rows"])
+    assert doc["group_by"] == ["feature"] and any(r["feature"] == "cli" for r in doc["rows"])
     run = subprocess.run(
         [sys.executable, "-m", "spendscope", "spend", "--by", "colour", "--api", secured.url],
         cwd=REPO,
