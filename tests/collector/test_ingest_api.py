@@ -30,6 +30,10 @@ def _window(**params: str) -> dict[str, str]:
     return {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z", **params}
 
 
+# The first test's spans are all before this; the module's later tests store theirs after it.
+_OWN_HOURS_END = "2026-03-10T04:00:00Z"
+
+
 def _ns(t: datetime) -> int:
     return int(t.timestamp() * 1e9)
 
@@ -77,7 +81,7 @@ def test_real_exporter_spans_become_priced_rows(collector: CollectorProcess) -> 
     assert tp.force_flush(30_000)
     tp.shutdown()
 
-    r = collector.get("/api/v1/spend", **_window(group_by="model,project"))
+    r = collector.get("/api/v1/spend", **_window(end=_OWN_HOURS_END, group_by="model,project"))
     assert r.status_code == 200, r.text
     doc = r.json()
     rows = {(x["model"], x["project"]): x for x in doc["rows"]}
@@ -99,13 +103,14 @@ def test_real_exporter_spans_become_priced_rows(collector: CollectorProcess) -> 
     assert doc["totals"]["calls"] == 25 and doc["totals"]["errors"] == 5
     assert Decimal(doc["totals"]["cost_usd"]) == one.cost * 20
 
-    by_user = collector.get("/api/v1/spend", **_window(group_by="user,feature,service")).json()["rows"]
+    own = _window(end=_OWN_HOURS_END, group_by="user,feature,service")
+    by_user = collector.get("/api/v1/spend", **own).json()["rows"]
     assert {(x["user"], x["feature"], x["service"], x["calls"]) for x in by_user} == {
         ("user-0", "search", "billing-api", 10),
         ("user-1", "search", "billing-api", 10),
         (None, None, "billing-api", 5),
     }
-    calls = collector.get("/api/v1/calls", **_window(limit="100")).json()["rows"]
+    calls = collector.get("/api/v1/calls", **_window(end=_OWN_HOURS_END, limit="100")).json()["rows"]
     assert len(calls) == 25
     assert {c["tags"].get("team") for c in calls if c["status_code"] == 200} == {"growth"}
     assert all(c["error_type"] == "rate_limit_exceeded" for c in calls if c["is_error"])
