@@ -101,6 +101,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     timeout = 120  # an idle keep-alive connection is dropped eventually, so threads do not pile up
 
     state: FakeState  # set by the server class (see server.py)
+    _generation = 0  # the ledger's generation when this request arrived
     request_headers: dict[str, str]  # lower-cased names; the last of repeated headers wins
     raw_requestline: bytes  # set by the base class before parse_request
 
@@ -176,6 +177,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if raw is None:
             return
         now = state.clock.now()
+        self._generation = state.ledger.generation
         route = resolve(path)
         key = self._api_key(headers, route)
         retry_count = _int_or_none(headers.get("x-stainless-retry-count"))
@@ -483,7 +485,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.is_error:
             reply, code = self._fault_error(fault, route, request_id, project=project, model=row["model"])
             row.update(status=reply.status, error_code=code, billed=False, usage_reported=False)
-            state.ledger.append(LedgerRow(**row))
+            self._record(row)
             return reply
 
         the_plan = _PLANNERS[route.endpoint](body, headers, route.deployment)
@@ -500,11 +502,14 @@ class FakeHandler(BaseHTTPRequestHandler):
                 limited, route, request_id, project=project, model=the_plan.request_model, rate=rate
             )
             row.update(status=429, error_code=code, billed=False, usage_reported=False)
-            state.ledger.append(LedgerRow(**row))
+            self._record(row)
             return reply
         return self._render(
             route, request_id, project, row, p=the_plan, body=body, now=now, rate=rate, fault=fault
         )
+
+    def _record(self, row: dict[str, Any]) -> None:
+        self.state.ledger.append(LedgerRow(**row), generation=self._generation)
 
     def _finish_error(
         self,
@@ -518,7 +523,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         code: str | None,
     ) -> _Reply:
         row.update(status=status, error_code=code, billed=False, usage_reported=False)
-        self.state.ledger.append(LedgerRow(**row))
+        self._record(row)
         return _Reply(status, self._base_headers(route, request_id, project, _JSON), body)
 
     def _finish_api_error(
@@ -591,7 +596,7 @@ class FakeHandler(BaseHTTPRequestHandler):
                 error_code=out.error_code,
                 billed=out.error_code is None,
             )
-            self.state.ledger.append(LedgerRow(**row))
+            self._record(row)
             headers = self._base_headers(route, request_id, project, _SSE)
             if endpoint != "responses":  # Responses SSE carries no rate-limit headers
                 headers += self._rate_headers(route, rate)
@@ -616,7 +621,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.truncate is not None and content_type == _JSON:
             payload = payload[: max(1, len(payload) // 2)]  # honest length, broken JSON
             row["usage_reported"] = False
-        self.state.ledger.append(LedgerRow(**row))
+        self._record(row)
         headers = self._base_headers(route, request_id, project, content_type)
         headers += self._rate_headers(route, rate)
         return _Reply(200, headers, payload, compress=content_type == _JSON)

@@ -58,10 +58,21 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: list[LedgerRow] = []
+        self._generation = 0
 
-    def append(self, row: LedgerRow) -> None:
+    @property
+    def generation(self) -> int:
+        """Changes at every :meth:`clear`; a request notes it when it arrives."""
+        return self._generation
+
+    def append(self, row: LedgerRow, generation: int | None = None) -> None:
+        """Record a row, unless the ledger was cleared since its request arrived (``generation``).
+
+        A slow request (a first-byte delay, say) must not land in the ledger of the next test.
+        """
         with self._lock:
-            self._rows.append(row)
+            if generation is None or generation == self._generation:
+                self._rows.append(row)
 
     def extend(self, rows: Iterable[LedgerRow]) -> None:
         with self._lock:
@@ -82,6 +93,7 @@ class Ledger:
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()
+            self._generation += 1
 
     def __len__(self) -> int:
         with self._lock:

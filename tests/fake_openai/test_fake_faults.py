@@ -268,7 +268,12 @@ def test_slow_first_byte_times_out(fake_openai: FakeOpenAI) -> None:
         ) as c,
         pytest.raises(openai.APITimeoutError),
     ):
-        c.chat.completions.create(model="gpt-4o", messages=CHAT, extra_headers=fault("ttfb_ms=1500"))
+        c.chat.completions.create(model="gpt-4o", messages=CHAT, extra_headers=fault("ttfb_ms=700"))
+    # The server still answers (and records) it later, but a reset in between means a new test:
+    # the late row must not land in that test's ledger.
+    fake_openai.reset()
+    time.sleep(0.9)
+    assert fake_openai.ledger.rows() == []
 
 
 def test_stall_and_chunk_delay(fake_openai: FakeOpenAI) -> None:
