@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -220,12 +220,7 @@ def build_batch(spans: Sequence[Decoded], pricer: Pricer) -> IngestBatch:
         try:
             row = normalize(span)
         except Rejected as exc:
-            try:
-                attrs = json.dumps(span.attributes, default=repr, ensure_ascii=False)
-            except (TypeError, ValueError):
-                attrs = "{}"
-            if len(attrs) > _MAX_REJECTED_ATTRS:
-                attrs = json.dumps({"truncated": attrs[:_MAX_REJECTED_ATTRS]})
+            attrs = _rejected_json(span.attributes)
             rejected.append(
                 (span.trace_id.hex(), span.span_id.hex(), _service(span), span.name, str(exc), attrs)
             )
@@ -261,15 +256,24 @@ def _storable(
         try:
             rows_to_arrow([row], [price])
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            values = json.dumps(dict(zip(ROW_FIELDS, row, strict=True)), default=repr)
-            if len(values) > _MAX_REJECTED_ATTRS:
-                values = json.dumps({"truncated": values[:_MAX_REJECTED_ATTRS]})
+            values = _rejected_json(dict(zip(ROW_FIELDS, row, strict=True)))
             reason = f"a value does not fit its column: {exc}"
-            rejected.append((row[0], row[1], row[4], row[8], reason, values))
+            rejected.append((row[0], row[1], row[_IDX["service"]], row[_IDX["span_name"]], reason, values))
         else:
             kept.append(row)
             kept_pricing.append(price)
     return kept, kept_pricing
+
+
+def _rejected_json(values: Mapping[str, Any]) -> str:
+    """What a rejected span carried, as JSON for ``rejected_spans.attributes``, bounded in size."""
+    try:
+        text = json.dumps(values, default=repr, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = "{}"
+    if len(text) > _MAX_REJECTED_ATTRS:
+        text = json.dumps({"truncated": text[:_MAX_REJECTED_ATTRS]})
+    return text
 
 
 def _batch(

@@ -322,59 +322,31 @@ _NORMALIZE = -1  # the slot of an attribute only normalize() handles
 
 _N_ROW = len(ROW_FIELDS)
 _SLOT = {name: i for i, name in enumerate(ROW_FIELDS)}
-# The columns fast_row derives rather than copies from one attribute.
-(
-    _C_TRACE_ID,
-    _C_SPAN_ID,
-    _C_START,
-    _C_END,
-    _C_SERVICE,
-    _C_PROVIDER,
-    _C_OPERATION,
-    _C_API,
-    _C_SPAN_NAME,
-    _C_REQUEST_MODEL,
-    _C_RESPONSE_MODEL,
-    _C_MODEL,
-    _C_USER,
-    _C_STREAM,
-    _C_STATUS,
-    _C_IS_ERROR,
-    _C_INPUT,
-    _C_CACHED,
-    _C_CACHE_WRITE,
-    _C_OUTPUT,
-    _C_REASONING,
-    _C_TIER,
-    _C_BATCH,
-) = (
-    _SLOT[name]
-    for name in (
-        "trace_id",
-        "span_id",
-        "start_ns",
-        "end_ns",
-        "service",
-        "provider",
-        "operation",
-        "api",
-        "span_name",
-        "request_model",
-        "response_model",
-        "model",
-        "user_id",
-        "stream",
-        "status_code",
-        "is_error",
-        "input_tokens",
-        "cached_input_tokens",
-        "cache_write_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "service_tier",
-        "batch",
-    )
-)
+# The row's columns that fast_row sets by name (derived, or read to derive others).
+_C_TRACE_ID = _SLOT["trace_id"]
+_C_SPAN_ID = _SLOT["span_id"]
+_C_START = _SLOT["start_ns"]
+_C_END = _SLOT["end_ns"]
+_C_SERVICE = _SLOT["service"]
+_C_PROVIDER = _SLOT["provider"]
+_C_OPERATION = _SLOT["operation"]
+_C_API = _SLOT["api"]
+_C_SPAN_NAME = _SLOT["span_name"]
+_C_REQUEST_MODEL = _SLOT["request_model"]
+_C_RESPONSE_MODEL = _SLOT["response_model"]
+_C_MODEL = _SLOT["model"]
+_C_USER = _SLOT["user_id"]
+_C_STREAM = _SLOT["stream"]
+_C_STATUS = _SLOT["status_code"]
+_C_IS_ERROR = _SLOT["is_error"]
+_C_INPUT = _SLOT["input_tokens"]
+_C_CACHED = _SLOT["cached_input_tokens"]
+_C_CACHE_WRITE = _SLOT["cache_write_input_tokens"]
+_C_OUTPUT = _SLOT["output_tokens"]
+_C_REASONING = _SLOT["reasoning_tokens"]
+_C_TIER = _SLOT["service_tier"]
+_C_BATCH = _SLOT["batch"]
+# Slots after the row: attributes that only feed a derived column (alternatives, older names).
 (
     _PROVIDER,
     _SYSTEM,

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from spendscope.collector.ingest import IngestBatch, build_batch
-from spendscope.collector.normalize import _FAST_KEYS
+from spendscope.collector.normalize import _FAST_KEYS, ROW_FIELDS
 from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_rows
 from spendscope.collector.pricer import Pricer
 from spendscope.pricing import PriceTable
@@ -153,7 +153,7 @@ def test_a_value_that_does_not_fit_its_column_refuses_only_its_span() -> None:
     good = [r for r in rows if type(r) is tuple]
     assert len(good) == 3
     bad = list(good[1])
-    bad[20] = 2**40  # status_code is a 32-bit column; normalize() refuses this, a row could not
+    bad[ROW_FIELDS.index("status_code")] = 2**40  # a 32-bit column; normalize() refuses this, a row could not
     batch = build_batch([good[0], tuple(bad), good[2]], _PRICER)
     assert batch.table is not None and batch.table.num_rows == 2
     assert [r[0] for r in batch.rejected] == [bad[0]]

@@ -113,7 +113,11 @@ def test_the_rollup_job_waits_for_a_day_to_settle(tmp_path: Path) -> None:
         batch.future.result(timeout=30)
 
         def dirty() -> int:
-            row = ctx.store.cursor().execute("SELECT count(*) FROM rollup_state WHERE dirty").fetchone()
+            cur = ctx.store.cursor()
+            try:
+                row = cur.execute("SELECT count(*) FROM rollup_state WHERE dirty").fetchone()
+            finally:
+                cur.close()
             return int(row[0]) if row else -1
 
         assert rollup_now(ctx) == 0 and dirty() == 1  # committed to since the last pass: still busy
