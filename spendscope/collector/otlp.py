@@ -12,24 +12,34 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Literal, NamedTuple, TypeVar
 
+from spendscope.collector.fastpb import (
+    AttributeCache,
+    AttributeError_,
+    Entry,
+    PbDecodeError,
+    parse_request,
+    pb_value,
+)
 from spendscope.semconv import SERVICE_NAME
 
 __all__ = [
     "DecodeError",
-    "Decoded",
     "SpanData",
     "TooLargeError",
     "decode_json",
     "decode_protobuf",
     "decode_protobuf_generic",
-    "decode_protobuf_rows",
     "decompress",
     "encode_response_json",
     "encode_response_protobuf",
-    "pb_value",
+    "walk_protobuf",
 ]
+
+T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -51,9 +61,6 @@ class SpanData(NamedTuple):
     resource: dict[str, Any]
     problem: str | None = None  # set when the span could not be read; normalization rejects it
 
-
-# A decoded span: a SpanData for normalize(), a calls row already normalized, or None (not GenAI).
-Decoded = SpanData | tuple[Any, ...] | None
 
 _STATUS_ERROR = 2
 _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
@@ -86,17 +93,6 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 # --- protobuf ---------------------------------------------------------------------------------
 
 
-def pb_value(v: Any) -> Any:
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [pb_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: pb_value(kv.value) for kv in v.kvlist_value.values}
-    return getattr(v, which)
-
-
 def _pb_attrs(kvs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
@@ -111,7 +107,6 @@ def _pb_attrs(kvs: Any) -> dict[str, Any]:
 
 def decode_protobuf_generic(body: bytes) -> list[SpanData]:
     """The straightforward walk of the generated classes (reference for :func:`decode_protobuf`)."""
-    from google.protobuf.message import DecodeError as PbDecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     try:
@@ -141,39 +136,44 @@ def decode_protobuf_generic(body: bytes) -> list[SpanData]:
     return out
 
 
+@cache
+def _plain_cache() -> AttributeCache:
+    return AttributeCache(lambda key, value: (0, None))
+
+
 def decode_protobuf(body: bytes) -> list[SpanData]:
     """Parse an ``ExportTraceServiceRequest``; raise :class:`DecodeError` on anything malformed.
 
     Uses the attribute-as-bytes view of :mod:`spendscope.collector.fastpb`; an attribute that does
     not decode makes its span carry a ``problem`` instead of failing the whole request.
     """
-    return cast(list[SpanData], _decode_protobuf(body, fast=False))  # every item is a SpanData
+    _, spans = walk_protobuf(body, _plain_cache(), None)
+    return spans
 
 
-def decode_protobuf_rows(body: bytes) -> list[Decoded]:
-    """:func:`decode_protobuf`, with each span already normalized where the fast path can.
+# Given a span's ids, name, times, error flag, decoded attributes and service name: a result, or
+# False to have the span decoded into a SpanData instead.
+SpanHook = Callable[[bytes, bytes, str, int, int, bool, list[Entry], Any], "T | Literal[False]"]
 
-    Per span: its ``calls`` row, ``None`` for a span that is not GenAI, or the :class:`SpanData`
-    that :func:`~spendscope.collector.normalize.normalize` must handle (it rejects or coerces).
+
+def walk_protobuf(
+    body: bytes, attributes: AttributeCache, hook: SpanHook[T] | None
+) -> tuple[list[T], list[SpanData]]:
+    """Walk a protobuf request once: what ``hook`` made of each span, and the other spans decoded.
+
+    The hook lets a caller (normalization's fast path) turn most spans into its own result without
+    a :class:`SpanData`; ``hook=None`` decodes every span.
     """
-    return _decode_protobuf(body, fast=True)
-
-
-def _decode_protobuf(body: bytes, *, fast: bool) -> list[Decoded]:
-    from google.protobuf.message import DecodeError as PbDecodeError
-
-    from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
-    from spendscope.collector.normalize import fast_row
-
     try:
         req = parse_request(body)
     except PbDecodeError as exc:
         raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
-    out: list[Decoded] = []
+    made: list[T] = []
+    out: list[SpanData] = []
     append = out.append
     for rs in req.resource_spans:
         try:
-            resource = {e[0]: e[1] for e in attribute_entries(rs.resource.attributes)}
+            resource = {e[0]: e[1] for e in attributes.entries(rs.resource.attributes)}
         except AttributeError_ as exc:
             raise DecodeError(f"invalid resource attributes: {exc}") from None
         service = resource.get(SERVICE_NAME)
@@ -183,17 +183,17 @@ def _decode_protobuf(body: bytes, *, fast: bool) -> list[Decoded]:
                 start, end = s.start_time_unix_nano, s.end_time_unix_nano
                 error = s.status.code == _STATUS_ERROR
                 try:
-                    entries = attribute_entries(s.attributes)
+                    entries = attributes.entries(s.attributes)
                 except AttributeError_ as exc:
                     append(SpanData(tid, sid, name, start, end, error, {}, resource, str(exc)))
                     continue
-                row = fast_row(tid, sid, name, start, end, error, entries, service) if fast else False
-                if row is False:
+                result = False if hook is None else hook(tid, sid, name, start, end, error, entries, service)
+                if result is False:
                     attrs = {e[0]: e[1] for e in entries}
                     append(SpanData(tid, sid, name, start, end, error, attrs, resource))
                 else:
-                    append(row)
-    return out
+                    made.append(result)
+    return made, out
 
 
 def encode_response_protobuf(rejected: int, message: str) -> bytes:

@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from spendscope.collector.normalize import TOKEN_FIELDS
 from spendscope.collector.rollups import DAILY, LATENCY_BUCKET_SQL, Combine, Rollup, percentile_buckets_sql
+from spendscope.collector.schema import TOKEN_FIELDS
 from spendscope.pricing import money_str
 
 __all__ = [

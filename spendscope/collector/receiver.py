@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
@@ -20,14 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, build_batch, reject_before
+from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, prepare_batch, reject_before
 from spendscope.collector.otlp import (
-    Decoded,
     DecodeError,
     TooLargeError,
-    decode_json,
-    decode_protobuf_rows,
-    decompress,
     encode_response_json,
     encode_response_protobuf,
 )
@@ -112,29 +107,22 @@ class TracesEndpoint:
         reason = f"span starts before the calls retention window (retention.calls_days = {days})"
         return reject_before(batch, first_day, reason)
 
-    def _prepare(
-        self, body: bytes, encoding: str, decode: Callable[[bytes], Sequence[Decoded]]
-    ) -> IngestBatch:
-        raw = decompress(body, encoding, self.max_body)
-        spans = decode(raw)
-        pricer = self.ctx.pricer
-        assert pricer is not None
-        return build_batch(spans, pricer)
-
     async def _decode_and_offer(self, request: Request, kind: str, writer: Writer) -> IngestBatch | Response:
         """Read, decode and queue the request's spans; an error answer if any step refuses it."""
-        decode = decode_protobuf_rows if kind == _PROTOBUF else decode_json
+        is_json = kind == _JSON
         try:
             body = await self._read_body(request)
             encoding = request.headers.get("content-encoding", "")
             pool = self.ctx.extras.get("decode_pool")
             if pool is None:
+                pricer = self.ctx.pricer
+                assert pricer is not None
                 batch = await anyio.to_thread.run_sync(
-                    self._prepare, body, encoding, decode, limiter=self._limiter
+                    prepare_batch, body, encoding, is_json, self.max_body, pricer, limiter=self._limiter
                 )
             else:
                 async with self._limiter:
-                    fut = pool.submit(prepare, body, encoding, kind == _JSON, self.max_body)
+                    fut = pool.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 import duckdb
 
 from spendscope.collector.config import RetentionSettings
-from spendscope.collector.normalize import TOKEN_FIELDS
+from spendscope.collector.schema import TOKEN_FIELDS
 
 __all__ = [
     "DAILY",

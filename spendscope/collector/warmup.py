@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from spendscope import semconv as sc
 from spendscope.collector.ingest import build_batch, insert_batch
-from spendscope.collector.otlp import decode_protobuf_rows, encode_response_json, encode_response_protobuf
+from spendscope.collector.normalize import rows_from_protobuf
+from spendscope.collector.otlp import encode_response_json, encode_response_protobuf
 from spendscope.collector.pricer import Pricer
 
 __all__ = ["sample_request", "warm_receiver", "warm_store", "warm_up"]
@@ -52,7 +53,7 @@ def sample_request() -> bytes:
 
 def warm_receiver(pricer: Pricer) -> pa.Table | None:
     """Decode, price and convert the sample as a request would (also in a decode worker)."""
-    batch = build_batch(decode_protobuf_rows(sample_request()), pricer)
+    batch = build_batch(rows_from_protobuf(sample_request()), pricer)
     encode_response_protobuf(0, "")
     encode_response_json(0, "")
     return batch.table

@@ -18,8 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from spendscope.collector.ingest import IngestBatch, build_batch
-from spendscope.collector.otlp import decode_json, decode_protobuf_rows, decompress
+from spendscope.collector.ingest import IngestBatch, prepare_batch
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
 
@@ -103,9 +102,7 @@ def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoo
 def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:
     """Runs in a worker: the same steps as the in-process path, Arrow table serialized as IPC."""
     assert _pricer is not None, "worker not initialized"
-    raw = decompress(body, encoding, limit)
-    spans = decode_json(raw) if is_json else decode_protobuf_rows(raw)
-    batch = build_batch(spans, _pricer)
+    batch = prepare_batch(body, encoding, is_json, limit, _pricer)
     ipc: bytes | None = None
     if batch.table is not None:
         sink = pa.BufferOutputStream()

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from spendscope.collector.api import BadRequest, parse_group_by, parse_time
 from spendscope.collector.cli import parse_since
 from spendscope.collector.config import ConfigError, load_config
-from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
-from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic
+from spendscope.collector.normalize import Rejected, normalize, rows_from_protobuf
+from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic, walk_protobuf
 from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.collector.queries import build_spend
+from spendscope.collector.schema import ROW_FIELDS
 from spendscope.collector.store import Store
 from spendscope.pricing import PriceTable, Usage, price_usage
 from tests.collector.helpers import genai_attrs, make_request, span_dict
@@ -49,9 +50,7 @@ def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.Monkey
     from spendscope.collector import fastpb
 
     monkeypatch.setattr(fastpb, "_UNIQUE_AFTER", 3)
-    monkeypatch.setattr(fastpb, "_cache", {})
-    monkeypatch.setattr(fastpb, "_misses", {})
-    monkeypatch.setattr(fastpb, "_unique", set(fastpb._unique))
+    cache = fastpb.AttributeCache(lambda key, value: (0, None))
     spans = [
         span_dict(
             {"spendscope.openai.request_id": f"req_{i}", "x.serial": i, "x.model": "gpt-4o"},
@@ -60,12 +59,12 @@ def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.Monkey
         for i in range(6)
     ]
     body = make_request(spans).SerializeToString()
-    assert decode_protobuf(body) == decode_protobuf_generic(body)
-    cached_keys = [entry[0] for entry in fastpb._cache.values()]
+    assert walk_protobuf(body, cache, None)[1] == decode_protobuf_generic(body)
+    cached_keys = cache.cached_keys()
     assert "spendscope.openai.request_id" not in cached_keys  # known to be unique per call
-    assert cached_keys.count("x.serial") == 3 and "x.serial" in fastpb._unique  # learnt
+    assert cached_keys.count("x.serial") == 3 and "x.serial" in cache.unique  # learnt
     assert cached_keys.count("x.model") == 1
-    assert decode_protobuf(body) == decode_protobuf_generic(body)
+    assert walk_protobuf(body, cache, None)[1] == decode_protobuf_generic(body)
 
 
 def _span(attrs: dict[str, object], **kw: object) -> SpanData:
@@ -299,7 +298,7 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
         for d in (1, 5, 20, 40)
     ] + [span_dict({"gen_ai.operation.name": "chat"})]  # rejected: no model
     batch = build_batch(
-        decode_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
+        rows_from_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
     )
     store = Store(str(tmp_path / "r.duckdb"))
     store.migrate()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,13 +162,14 @@ def _resolved_message(st: AlertState, cond: Condition | None) -> str:
 
 # ---- persistence -------------------------------------------------------------------------------
 
-_STATE_COLUMNS = (
-    "rule, scope_key, scope, kind, state, severity, value, threshold, level, message, pending_since, "
-    "started_at, resolved_at, last_notified_at, last_evaluated_at, incident"
-)
-_TIME_COLUMNS = ("pending_since", "started_at", "resolved_at", "last_notified_at", "last_evaluated_at")
+# The alert_state table has a column per AlertState field, of the same name.
+_FIELDS = tuple(f.name for f in fields(AlertState))
+_TIME_FIELDS = frozenset(f.name for f in fields(AlertState) if f.type == "datetime | None")
 # DuckDB hands TIMESTAMPTZ to Python through pytz, which we don't depend on: read epoch microseconds.
-_STATE_SELECT = ", ".join(f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in _STATE_COLUMNS.split(", "))
+_STATE_SELECT = ", ".join(f"epoch_us({c})" if c in _TIME_FIELDS else c for c in _FIELDS)
+_STATE_INSERT = (
+    f"INSERT OR REPLACE INTO alert_state ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+)
 
 
 def ts(us: int | None) -> datetime | None:
@@ -177,25 +178,17 @@ def ts(us: int | None) -> datetime | None:
 
 
 def _row_to_state(row: Sequence[Any]) -> AlertState:
-    scope_d = json.loads(row[2]) if isinstance(row[2], str) else dict(row[2] or {})
-    return AlertState(
-        rule=row[0],
-        scope_key=row[1],
-        scope=tuple(sorted(scope_d.items())),
-        kind=row[3],
-        state=row[4],
-        severity=row[5],
-        value=row[6],
-        threshold=row[7],
-        level=row[8],
-        message=row[9] or "",
-        pending_since=ts(row[10]),
-        started_at=ts(row[11]),
-        resolved_at=ts(row[12]),
-        last_notified_at=ts(row[13]),
-        last_evaluated_at=ts(row[14]),
-        incident=row[15],
-    )
+    d = dict(zip(_FIELDS, row, strict=True))
+    scope = d["scope"]
+    d["scope"] = tuple(sorted((json.loads(scope) if isinstance(scope, str) else dict(scope or {})).items()))
+    d["message"] = d["message"] or ""
+    for name in _TIME_FIELDS:
+        d[name] = ts(d[name])
+    return AlertState(**d)
+
+
+def _state_values(st: AlertState) -> list[Any]:
+    return [json.dumps(dict(st.scope)) if name == "scope" else getattr(st, name) for name in _FIELDS]
 
 
 def load_states(cur: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], AlertState]:
@@ -253,28 +246,7 @@ def persist(
     con.execute("BEGIN TRANSACTION")
     try:
         for st in states:
-            con.execute(
-                f"INSERT OR REPLACE INTO alert_state ({_STATE_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    st.rule,
-                    st.scope_key,
-                    json.dumps(dict(st.scope)),
-                    st.kind,
-                    st.state,
-                    st.severity,
-                    st.value,
-                    st.threshold,
-                    st.level,
-                    st.message,
-                    st.pending_since,
-                    st.started_at,
-                    st.resolved_at,
-                    st.last_notified_at,
-                    st.last_evaluated_at,
-                    st.incident,
-                ],
-            )
+            con.execute(_STATE_INSERT, _state_values(st))
         for ev in events:
             delivery_ids.extend(_record_event(con, ev, channels_for.get(ev.state.rule, ())))
         con.execute("COMMIT")
