@@ -109,6 +109,6 @@ def register(subparsers: Any) -> None:
         help=f"collector URL (default {API_ENV} or {DEFAULT_API})",
     )
     p.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1; see the README on auth)"
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1; see docs/dashboard.md on auth)"
     )
     p.set_defaults(func=_cmd_dashboard)

@@ -2,7 +2,7 @@
 
 ``setup(ctx)`` parses ``[alerts]`` (a bad rule or channel stops the start with file, key and
 problem), adds the ``/api/v1/alerts`` routes, schedules the evaluation tick and starts the delivery
-worker. See the Alerts section of README.md.
+worker. See docs/alerts.md.
 """
 
 from __future__ import annotations
