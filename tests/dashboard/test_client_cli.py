@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from spendscope.cli import build_parser
+from spendscope.client import ApiClient, ApiError, client_from_env
 from spendscope.dashboard.cli import APP_PATH, dashboard_argv, dashboard_command
-from spendscope.dashboard.client import ApiClient, ApiError, client_from_env
 from tests.dashboard.conftest import free_port, wait_http
 
 
