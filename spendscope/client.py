@@ -233,17 +233,14 @@ def _answer(path: str, status: int, raw: bytes, token: str | None) -> dict[str, 
             f"{path} answered {status}, a redirect: give the collector's own URL with --api or {API_ENV}.",
             status,
         )
-    error = body.get("error") if body is not None else None
-    if status == 404 and not (isinstance(error, str) and error):
-        # The router's 404, not an endpoint's "no rule named ...".
+    detail = _detail(doc, raw)
+    if status == 404 and (body is None or detail is None):  # the router's, not an endpoint's "no rule ..."
         raise ApiError(
             "not_found", f"This collector has no {path} endpoint (it may be an older version).", 404
         )
     if status >= 400:
         kind: ErrorKind = "not_found" if status == 404 else "bad_request" if status < 500 else "server"
-        raise ApiError(
-            kind, f"{path} answered {status}: {_detail(doc, raw) or _phrase(status)}", status, body
-        )
+        raise ApiError(kind, f"{path} answered {status}: {detail or _phrase(status)}", status, body)
     if doc is _NOT_JSON:
         raise ApiError("invalid", f"{path} did not answer JSON.", status)
     if body is None:
