@@ -10,18 +10,15 @@ import json
 import os
 import sys
 import tomllib
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from spendscope.client import ApiError, add_api_option, client_from_env
+from spendscope.isotime import parse_since
 from spendscope.pricing.loading import PriceDataError
 from spendscope.pricing.table import PriceTable
 
 __all__ = ["main", "register"]
-
-_DEFAULT_API = "http://127.0.0.1:4318"
-_MAX_ANSWER = 1 << 20  # the reprice answer is a small JSON object; never read more than this
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_check.set_defaults(func=_cmd_check)
 
     p_reprice = sub.add_parser("reprice", help="ask the running collector to re-price calls since a time")
-    p_reprice.add_argument("--since", type=_iso_datetime, required=True, help="ISO time with a zone")
     p_reprice.add_argument(
-        "--api", default=os.environ.get("SPENDSCOPE_API", _DEFAULT_API), help="collector URL"
+        "--since", type=parse_since, required=True, help="ISO date/time (UTC unless zoned), or 7d, 24h ..."
     )
+    add_api_option(p_reprice)
     p_reprice.set_defaults(func=_cmd_reprice)
 
 
@@ -169,32 +166,19 @@ def _cmd_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _cmd_reprice(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print the collector's answer. :mod:`spendscope.client` is top-level: pricing/ stays pure."""
     out = out or sys.stdout
-    url = args.api.rstrip("/") + "/api/v1/prices/reprice"
-    if not url.startswith(("http://", "https://")):
-        print(f"spendscope pricing reprice: --api must be an http(s) URL, got {args.api!r}", file=sys.stderr)
-        return 2
-    body = json.dumps({"since": args.since.isoformat()}).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    token = os.environ.get("SPENDSCOPE_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    code = 0
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            status, raw = response.status, response.read(_MAX_ANSWER)
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read(_MAX_ANSWER)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        print(f"spendscope pricing reprice: cannot reach {url}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        answer = {"ok": False, "status": status, "body": raw.decode("utf-8", "replace")}
+        answer = client_from_env(api=args.api).reprice(args.since)
+    except ApiError as err:
+        print(f"spendscope pricing reprice: {err}", file=sys.stderr)
+        if err.status is None:  # no answer (unreachable, bad --api): exit 2 as for any unusable input
+            return 2
+        answer, code = err.body or {"ok": False, "status": err.status, "error": err.message}, 1
     json.dump(answer, out, indent=1)
     out.write("\n")
-    return 0 if 200 <= status < 300 else 1
+    return code
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spendscope.collector.api import BadRequest, parse_group_by, parse_time
-from spendscope.collector.cli import parse_since
 from spendscope.collector.config import ConfigError, load_config
 from spendscope.collector.normalize import Rejected, normalize, rows_from_protobuf
 from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic, walk_protobuf
@@ -18,6 +17,7 @@ from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.collector.queries import build_spend
 from spendscope.collector.schema import ROW_FIELDS
 from spendscope.collector.store import Store
+from spendscope.isotime import parse_since
 from spendscope.pricing import PriceTable, Usage, price_usage
 from tests.collector.helpers import genai_attrs, make_request, span_dict
 
