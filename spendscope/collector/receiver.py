@@ -113,7 +113,7 @@ class TracesEndpoint:
         try:
             body = await self._read_body(request)
             encoding = request.headers.get("content-encoding", "")
-            pool = self.ctx.extras.get("decode_pool")
+            pool = self.ctx.decode_pool
             if pool is None:
                 pricer = self.ctx.pricer
                 assert pricer is not None
@@ -122,7 +122,7 @@ class TracesEndpoint:
                 )
             else:
                 async with self._limiter:
-                    fut = pool.submit(prepare, body, encoding, is_json, self.max_body)
+                    fut = pool.executor.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))
@@ -130,9 +130,8 @@ class TracesEndpoint:
             return self._error(kind, 400, str(exc))
         except BrokenProcessPool:
             log.error("a decode worker died; restarting the pool")
-            restart = self.ctx.extras.get("restart_decode_pool")
-            if restart is not None:
-                restart()
+            if self.ctx.decode_pool is not None:
+                self.ctx.decode_pool.restart()
             return self._error(kind, 503, "decoder restarted, retry later", retry=True)
         del body
         batch = self._drop_expired(batch)

@@ -22,7 +22,7 @@ from spendscope.collector.ingest import IngestBatch, prepare_batch
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
 
-__all__ = ["Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
+__all__ = ["DecodePool", "Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
 _pricer: Pricer | None = None
 
@@ -97,6 +97,22 @@ def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoo
     for _ in range(workers):
         pool.submit(_warm)
     return pool
+
+
+class DecodePool:
+    """The decode processes; :meth:`restart` replaces them after one died (the pool is then broken)."""
+
+    def __init__(self, workers: int, overrides: tuple[dict[str, Any], ...]) -> None:
+        self._workers = workers
+        self._overrides = overrides
+        self.executor = make_pool(workers, overrides)
+
+    def restart(self) -> None:
+        old, self.executor = self.executor, make_pool(self._workers, self._overrides)
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:

@@ -16,6 +16,7 @@ from typing import Any
 
 from spendscope.collector.alerts.config import AlertsConfig, parse_alerts
 from spendscope.collector.alerts.engine import AlertEngine
+from spendscope.collector.components import migrate
 from spendscope.collector.store import Store
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday
@@ -42,7 +43,7 @@ class Clock:
 
 def open_store(path: Path) -> Store:
     store = Store(str(path))
-    store.migrate()
+    migrate(store)
     return store
 
 
