@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
 import anyio
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -48,12 +49,7 @@ _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
 def _status_body(kind: str, http_status: int, message: str) -> bytes:
     code = _RPC_CODE.get(http_status, 2)
     if kind == _PROTOBUF:
-        try:
-            from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
-
-            return bytes(Status(code=code, message=message).SerializeToString())
-        except ImportError:  # googleapis-common-protos is a dependency of the exporter, but be safe
-            pass
+        return bytes(Status(code=code, message=message).SerializeToString())
     return json.dumps({"code": code, "message": message}).encode()
 
 

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 
 from spendscope.collector import components
@@ -31,6 +33,8 @@ from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import roll_dirty_days
 from spendscope.collector.store import Store
 from spendscope.collector.warmup import warm_up
+from spendscope.collector.workers import DecodePool, auto_workers
+from spendscope.pricing import PriceDataError, PriceTable
 
 __all__ = [
     "JsonLogFormatter",
@@ -76,10 +80,6 @@ def configure_logging(level: str) -> None:
 
 def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> CollectorContext:
     """Open the store, apply migrations, load prices and run each component's ``setup``."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from spendscope.pricing import PriceTable
-
     settings = config.collector
     store = Store(
         settings.db_path,
@@ -119,8 +119,6 @@ def default_duckdb_threads() -> int:
 
 
 def _start_decode_pool(ctx: CollectorContext) -> None:
-    from spendscope.collector.workers import DecodePool, auto_workers
-
     settings = ctx.config.collector
     n = settings.decode_workers if settings.decode_workers is not None else auto_workers()
     if n <= 0:
@@ -170,10 +168,6 @@ def shutdown(ctx: CollectorContext) -> None:
 
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    import uvicorn
-
-    from spendscope.pricing import PriceDataError
-
     configure_logging(config.collector.log_level)
     try:
         ctx = build_context(config)

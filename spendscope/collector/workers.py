@@ -12,6 +12,9 @@ import atexit
 import gc
 import multiprocessing as mp
 import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,7 @@ import pyarrow as pa
 from spendscope.collector.ingest import IngestBatch, prepare_batch
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
+from spendscope.pricing import PriceTable
 
 __all__ = ["DecodePool", "Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
@@ -51,10 +55,6 @@ def auto_workers() -> int:
 
 def _init(overrides: tuple[dict[str, Any], ...]) -> None:
     global _pricer
-    import signal
-
-    from spendscope.pricing import PriceTable
-
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(os.getppid())
@@ -74,8 +74,6 @@ def _init(overrides: tuple[dict[str, Any], ...]) -> None:
 
 def _watch_parent(parent: int) -> None:
     """Exit when the collector is gone (kill -9 included): the pool's pipes never report it."""
-    import threading
-    import time
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -140,7 +140,7 @@ def compare_with_genai_prices(
     token prices are compared (audio, image and per-unit prices have no common shape there).
     Raises ImportError when genai-prices is not installed.
     """
-    from genai_prices import data as gp_data  # a dev dependency: imported only when checking
+    from genai_prices import data as gp_data  # noqa: PLC0415 (a dev dependency: only when checking)
 
     now = (at or datetime.now(UTC)).astimezone(UTC)
     provider = next(p for p in gp_data.providers if p.id == "openai")
