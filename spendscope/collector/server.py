@@ -79,7 +79,7 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
     """Open the store, apply migrations, load prices and run each component's ``setup``."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from spendscope.pricing import PriceTable
+    from spendscope.pricing.build import PriceSources, build_price_table
 
     settings = config.collector
     store = Store(
@@ -89,13 +89,16 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
     store.migrate()
-    table = PriceTable.default()
-    if config.pricing_overrides:
-        table = table.with_overrides(list(config.pricing_overrides))
+    sources = PriceSources.load(config.pricing_overrides, config.pricing_extra_tables)
+    table = build_price_table(sources)
+    for hidden in table.shadowed():
+        if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
+            log.warning("%s", hidden.describe())
     record_price_version(store.connection, table, clock())
     scheduler = BackgroundScheduler(timezone="UTC")
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
     ctx.pricer = Pricer(table)
+    ctx.extras["price_sources"] = sources  # the decode workers build the same table from it
     ctx.writer = Writer(
         store,
         max_queue_spans=settings.max_queue_spans,
@@ -182,12 +185,12 @@ def _start_decode_pool(ctx: CollectorContext) -> None:
 
     def restart() -> None:
         old = ctx.extras.get("decode_pool")
-        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+        ctx.extras["decode_pool"] = make_pool(n, ctx.extras["price_sources"])
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
 
     ctx.extras["restart_decode_pool"] = restart
-    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+    ctx.extras["decode_pool"] = make_pool(n, ctx.extras["price_sources"])
     log.info("decoding in %d worker process(es)", n)
 
 

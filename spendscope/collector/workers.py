@@ -14,7 +14,6 @@ import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
@@ -22,6 +21,7 @@ from spendscope.collector.ingest import IngestBatch, build_batch
 from spendscope.collector.otlp import decode_json, decode_protobuf_rows, decompress
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
+from spendscope.pricing.build import PriceSources
 
 __all__ = ["Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
@@ -50,20 +50,17 @@ def auto_workers() -> int:
     return 0 if cores < 2 else min(4, cores)
 
 
-def _init(overrides: tuple[dict[str, Any], ...]) -> None:
+def _init(sources: PriceSources) -> None:
     global _pricer
     import signal
 
-    from spendscope.pricing import PriceTable
+    from spendscope.pricing.build import build_price_table
 
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(os.getppid())
 
-    table = PriceTable.default()
-    if overrides:
-        table = table.with_overrides(list(overrides))
-    _pricer = Pricer(table)
+    _pricer = Pricer(build_price_table(sources))
     warm_up(_pricer)  # lazy imports now, and then frozen below with the rest
     # Decoding allocates millions of short-lived containers, which keeps the cyclic collector busy;
     # what exists now (modules, the price table) lives as long as the worker, so leave it out of
@@ -90,10 +87,10 @@ def _warm() -> int:
     return os.getpid()
 
 
-def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoolExecutor:
+def make_pool(workers: int, sources: PriceSources) -> ProcessPoolExecutor:
     # spawn, not fork: the parent holds DuckDB and its threads, which must not be forked.
     pool = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(overrides,)
+        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(sources,)
     )
     for _ in range(workers):
         pool.submit(_warm)

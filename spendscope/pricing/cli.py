@@ -15,6 +15,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from spendscope.pricing.build import PriceSources, build_price_table, extra_table_refs
 from spendscope.pricing.loading import PriceDataError
 from spendscope.pricing.table import PriceTable
 
@@ -68,14 +69,19 @@ def _iso_datetime(text: str) -> datetime:
 
 
 def _load_table(config: str | None) -> PriceTable:
-    table = PriceTable.default()
+    """The table the collector would run with under ``config``: overrides and extra tables applied."""
     path = config or os.environ.get("SPENDSCOPE_CONFIG")
     if not path:
-        return table
+        return build_price_table()
     with open(path, "rb") as fh:
         doc = tomllib.load(fh)
-    overrides = doc.get("pricing", {}).get("overrides", [])
-    return table.with_overrides(overrides) if overrides else table
+    pricing = doc.get("pricing", {})
+    if not isinstance(pricing, dict):
+        raise PriceDataError(f"{path}: [pricing] must be a table")
+    sources = PriceSources.load(
+        pricing.get("overrides", []), extra_table_refs(pricing.get("extra_tables"), path)
+    )
+    return build_price_table(sources)
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -86,11 +92,23 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"spendscope pricing list: {exc}", file=sys.stderr)
         return 2
     rows = table.rows(args.at)
+    shadowed = [s.as_json() for s in table.shadowed() if s.fields]
     if args.json:
-        json.dump({"version": table.version, "rows": rows}, out, indent=1)
+        json.dump({"version": table.version, "rows": rows, "shadowed": shadowed}, out, indent=1)
         out.write("\n")
         return 0
-    header = ("model", "tier", "valid_from", "valid_to", "input", "cached", "cache_write", "output", "other")
+    header = (
+        "model",
+        "tier",
+        "valid_from",
+        "valid_to",
+        "origin",
+        "input",
+        "cached",
+        "cache_write",
+        "output",
+        "other",
+    )
     lines = [header]
     for r in rows:
         lines.append(
@@ -99,6 +117,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 r["tier"],
                 r["valid_from"],
                 r["valid_to"] or "",
+                r["origin"] + (" (shadowed)" if "shadowed_by" in r else ""),
                 r["input_per_mtok"] or "-",
                 r["cached_input_per_mtok"] or "-",
                 r["cache_write_per_mtok"] or "-",
@@ -110,6 +129,9 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for line in lines:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) + "  " + line[-1], file=out)
     print(f"\n{len(rows)} rows, USD per 1M tokens; table version {table.version}", file=out)
+    for item in table.shadowed():
+        if item.fields:
+            print(item.describe(), file=out)
     return 0
 
 
