@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from spendscope.pricing.findings import MISSING, Disagreement
 from spendscope.pricing.loading import PriceDataError
 from spendscope.pricing.model import TIERS, PriceRow, Tier, money_str
 from spendscope.pricing.table import PriceTable
@@ -25,10 +26,11 @@ __all__ = [
     "ReviewedException",
     "compare_with_genai_prices",
     "load_exceptions",
+    "mark_reviewed",
 ]
 
 EXCEPTIONS_FILE = "check_exceptions.toml"
-MISSING = "missing"
+SOURCES = ("genai-prices", "litellm")
 
 # Our field → genai-prices' price key (both USD per million tokens).
 COMPARED_FIELDS: dict[str, str] = {
@@ -53,30 +55,8 @@ _CONTEXTS: dict[Tier, dict[str, str] | None] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Disagreement:
-    model: str  # our model name (or genai-prices' when we have no such model)
-    tier: Tier
-    field: str  # one of COMPARED_FIELDS, "long_context_threshold", "model" or "tier"
-    ours: str
-    theirs: str
-    at: date
-    reviewed: str | None = None  # the exception's reason when reviewed
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "tier": self.tier,
-            "field": self.field,
-            "ours": self.ours,
-            "theirs": self.theirs,
-            "at": self.at.isoformat(),
-            "reviewed": self.reviewed is not None,
-            "reason": self.reviewed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class ReviewedException:
+    source: str  # the source the disagreement was reviewed against
     model: str
     tier: Tier
     field: str
@@ -86,7 +66,8 @@ class ReviewedException:
     reviewed: date
 
     def covers(self, d: Disagreement) -> bool:
-        return (d.model, d.tier, d.field, d.ours, d.theirs) == (
+        return (d.source, d.model, d.tier, d.field, d.ours, d.theirs) == (
+            self.source,
             self.model,
             self.tier,
             self.field,
@@ -107,15 +88,18 @@ def load_exceptions(raw: bytes | None = None) -> list[ReviewedException]:
     out: list[ReviewedException] = []
     for i, item in enumerate(doc.get("exception", [])):
         at = f"{where}: [[exception]] #{i + 1}"
-        keys = {"model", "tier", "field", "ours", "theirs", "reason", "reviewed"}
+        keys = {"source", "model", "tier", "field", "ours", "theirs", "reason", "reviewed"}
         if set(item) != keys:
             raise PriceDataError(f"{at}: needs exactly the keys {sorted(keys)}, got {sorted(item)}")
+        if item["source"] not in SOURCES:
+            raise PriceDataError(f"{at}: key 'source' must be one of {list(SOURCES)}")
         if item["tier"] not in TIERS:
             raise PriceDataError(f"{at}: key 'tier' must be one of {list(TIERS)}")
         if not isinstance(item["reviewed"], date) or not str(item["reason"]).strip():
             raise PriceDataError(f"{at}: 'reviewed' must be a date and 'reason' non-empty")
         out.append(
             ReviewedException(
+                source=str(item["source"]),
                 model=str(item["model"]),
                 tier=item["tier"],
                 field=str(item["field"]),
@@ -177,7 +161,7 @@ def compare_with_genai_prices(
         if _gp_token_priced(gp_model, now) and not _covered(table, gp_model):
             found.append(Disagreement(str(gp_model.id), "default", "model", MISSING, "priced", now.date()))
     reviewed = list(exceptions) if exceptions is not None else load_exceptions()
-    return [_mark(d, reviewed) for d in _dedupe(found)]
+    return [mark_reviewed(d, reviewed) for d in _dedupe(found)]
 
 
 def _dedupe(found: list[Disagreement]) -> list[Disagreement]:
@@ -192,10 +176,11 @@ def _dedupe(found: list[Disagreement]) -> list[Disagreement]:
     return out
 
 
-def _mark(d: Disagreement, reviewed: list[ReviewedException]) -> Disagreement:
+def mark_reviewed(d: Disagreement, reviewed: Iterable[ReviewedException]) -> Disagreement:
+    """``d`` with the reason of the exception that covers it, if one does."""
     for exc in reviewed:
         if exc.covers(d):
-            return Disagreement(d.model, d.tier, d.field, d.ours, d.theirs, d.at, exc.reason)
+            return replace(d, reviewed=exc.reason)
     return d
 
 
