@@ -1,4 +1,4 @@
-"""Cross-check of our table against an independent source (the ``genai-prices`` package).
+"""Cross-check of our table against independent sources: genai-prices and LiteLLM's price map.
 
 Every disagreement is listed with both values; each is either fixed in the data or reviewed in
 ``data/check_exceptions.toml`` with its reason. The exceptions pin both values, so an entry stops
@@ -25,6 +25,7 @@ __all__ = [
     "Disagreement",
     "ReviewedException",
     "compare_with_genai_prices",
+    "compare_with_litellm",
     "load_exceptions",
     "mark_reviewed",
 ]
@@ -162,6 +163,33 @@ def compare_with_genai_prices(
             found.append(Disagreement(str(gp_model.id), "default", "model", MISSING, "priced", now.date()))
     reviewed = list(exceptions) if exceptions is not None else load_exceptions()
     return [mark_reviewed(d, reviewed) for d in _dedupe(found)]
+
+
+def compare_with_litellm(
+    table: PriceTable,
+    raw: bytes,
+    *,
+    origin: str,
+    at: datetime | None = None,
+    exceptions: Iterable[ReviewedException] | None = None,
+) -> list[Disagreement]:
+    """Every disagreement with LiteLLM's price map (``raw``), reviewed ones marked.
+
+    LiteLLM keeps no history, so its current prices are compared with ours in force at ``at``;
+    a model it prices that we do not is a disagreement on the field ``model``.
+    """
+    from spendscope.pricing.foreign import parse_litellm
+    from spendscope.pricing.importing import compare_foreign
+
+    day = (at or datetime.now(UTC)).astimezone(UTC).date()
+    report = compare_foreign(table, parse_litellm(raw, origin=origin, today=day), day)
+    found = [
+        Disagreement(m.name, "default", "model", MISSING, "priced", day, source="litellm")
+        for m in report.lacks
+    ]
+    found.extend(report.disagreements)
+    reviewed = list(exceptions) if exceptions is not None else load_exceptions()
+    return [mark_reviewed(d, reviewed) for d in found]
 
 
 def _dedupe(found: list[Disagreement]) -> list[Disagreement]:

@@ -92,16 +92,23 @@ def covering_model(table: PriceTable, model: ForeignModel) -> str | None:
 def compare_foreign(table: PriceTable, foreign: ForeignPrices, at: date) -> ImportReport:
     covered: list[tuple[str, str]] = []
     lacks: list[ForeignModel] = []
-    found: list[Disagreement] = []
-    for model in foreign.models:
+    found: dict[tuple[str, str, str, str, str], Disagreement] = {}
+    # A snapshot or alias the source lists beside its model repeats that model's findings: each is
+    # reported once, under the name that is our model's own when the source has it.
+    resolved = {m.name: table.resolve(m.name) for m in foreign.models}
+    for model in sorted(foreign.models, key=lambda m: resolved[m.name] != m.name):
         ours = covering_model(table, model)
         if ours is None:
             lacks.append(model)
             continue
         covered.append((model.name, ours))
-        exact = table.resolve(model.name)
-        if exact is not None:  # a prefix match says the model is known, not which row to compare
-            found.extend(_compare_model(table, model, exact, at, foreign.format))
+        exact = resolved[model.name]
+        if exact is None:  # a prefix match says the model is known, not which row to compare
+            continue
+        for d in _compare_model(table, model, exact, at, foreign.format):
+            found.setdefault((exact, d.tier, d.field, d.ours, d.theirs), d)
+    order = {m.name: i for i, m in enumerate(foreign.models)}
+    lacks.sort(key=lambda m: order[m.name])
     return ImportReport(
         format=foreign.format,
         origin=foreign.origin,
@@ -109,7 +116,7 @@ def compare_foreign(table: PriceTable, foreign: ForeignPrices, at: date) -> Impo
         models=len(foreign.models),
         covered=tuple(covered),
         lacks=tuple(lacks),
-        disagreements=tuple(found),
+        disagreements=tuple(sorted(found.values(), key=lambda d: (order[d.model], TIERS.index(d.tier)))),
         ignored=foreign.ignored,
     )
 
