@@ -164,7 +164,9 @@ def _money(value: object, where: str, key: str, factor: Decimal = _MILLION) -> D
         return Decimal(0)
     if len(scaled.normalize().as_tuple().digits) > _SIGNIFICANT:
         scaled = round(scaled, _SIGNIFICANT - 1 - scaled.adjusted())
-    return scaled.normalize()
+    plain = scaled.normalize()
+    exponent = plain.as_tuple().exponent
+    return plain.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else plain  # 10, not 1E+1
 
 
 def _clean_name(name: object) -> str | None:
