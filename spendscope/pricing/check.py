@@ -7,10 +7,13 @@ applying (and the disagreement resurfaces) as soon as either side changes.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -24,8 +27,11 @@ __all__ = [
     "COMPARED_FIELDS",
     "Disagreement",
     "ReviewedException",
+    "check_all",
     "compare_with_genai_prices",
+    "compare_with_genai_prices_data",
     "compare_with_litellm",
+    "genai_prices_data_json",
     "load_exceptions",
     "mark_reviewed",
 ]
@@ -165,6 +171,64 @@ def compare_with_genai_prices(
     return [mark_reviewed(d, reviewed) for d in _dedupe(found)]
 
 
+def compare_with_genai_prices_data(
+    table: PriceTable,
+    at: datetime | None = None,
+    exceptions: Iterable[ReviewedException] | None = None,
+) -> list[Disagreement]:
+    """genai-prices' current OpenAI prices read the way ``pricing import`` reads them, against ours.
+
+    :func:`compare_with_genai_prices` walks genai-prices' history for the text token prices; this
+    compares every token kind (audio, image) and fine-tunes at ``at``, as an import would.
+    """
+    from spendscope.pricing.foreign import parse_genai_prices
+    from spendscope.pricing.importing import compare_foreign
+
+    day = (at or datetime.now(UTC)).astimezone(UTC).date()
+    raw = genai_prices_data_json(("openai",))
+    report = compare_foreign(table, parse_genai_prices(raw, origin="genai-prices", today=day), day)
+    found = [Disagreement(m.name, "default", "model", MISSING, "priced", day) for m in report.lacks]
+    found.extend(report.disagreements)
+    reviewed = list(exceptions) if exceptions is not None else load_exceptions()
+    return [mark_reviewed(d, reviewed) for d in found]
+
+
+def genai_prices_data_json(provider_ids: tuple[str, ...]) -> bytes:
+    """The installed genai-prices' data (Python objects in its wheel) as the JSON its updater fetches.
+
+    Raises ImportError when genai-prices is not installed.
+    """
+    from genai_prices import data as gp_data
+
+    doc = [_plain(p) for p in gp_data.providers if p.id in provider_ids]
+    # Decimals travel as marked strings and come out as bare JSON numbers: exact, as in data.json.
+    return _DECIMAL_MARK.sub(r"\1", json.dumps(doc, indent=1)).encode()
+
+
+_DECIMAL_MARK = re.compile(r'"@dec:([0-9.eE+-]+)@"')
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"@dec:{value}@"
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if type(value).__name__ == "ModelPrice":  # a plain class with one attribute per price key
+        return {k: _plain(v) for k, v in vars(value).items() if v is not None and not k.startswith("_")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name, None)
+            if f.init and v is not None and not f.name.startswith("_"):
+                out[f.name.rstrip("_")] = _plain(v)  # the clauses' or_/and_ are "or"/"and" in the data
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def compare_with_litellm(
     table: PriceTable,
     raw: bytes,
@@ -192,12 +256,22 @@ def compare_with_litellm(
     return [mark_reviewed(d, reviewed) for d in found]
 
 
+def check_all(
+    table: PriceTable, litellm: bytes, *, litellm_origin: str, at: datetime | None = None
+) -> list[Disagreement]:
+    """What ``pricing check`` lists: genai-prices (its history, then every token kind) and LiteLLM."""
+    found = compare_with_genai_prices(table, at)
+    found += compare_with_genai_prices_data(table, at)
+    found += compare_with_litellm(table, litellm, origin=litellm_origin, at=at)
+    return _dedupe(found)
+
+
 def _dedupe(found: list[Disagreement]) -> list[Disagreement]:
-    """One line per (model, tier, field, ours, theirs): the same gap at several dates is one finding."""
-    seen: set[tuple[str, str, str, str, str]] = set()
+    """One line per (source, model, tier, field, ours, theirs): a gap seen twice is one finding."""
+    seen: set[tuple[str, str, str, str, str, str]] = set()
     out: list[Disagreement] = []
     for d in found:
-        key = (d.model, d.tier, d.field, d.ours, d.theirs)
+        key = (d.source, d.model, d.tier, d.field, d.ours, d.theirs)
         if key not in seen:
             seen.add(key)
             out.append(d)

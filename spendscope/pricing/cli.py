@@ -202,11 +202,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         return 2
     try:
-        from spendscope.pricing.check import compare_with_genai_prices, compare_with_litellm
+        from spendscope.pricing.check import check_all
 
-        table = PriceTable.default()
-        found = compare_with_genai_prices(table, args.at)
-        found += compare_with_litellm(table, read_source(litellm), origin=litellm, at=args.at)
+        found = check_all(PriceTable.default(), read_source(litellm), litellm_origin=litellm, at=args.at)
     except ImportError:
         print(
             "spendscope pricing check needs the genai-prices package: pip install 'spendscope[dev]' "

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from spendscope.pricing import PriceTable
-from spendscope.pricing.check import compare_with_genai_prices, compare_with_litellm, load_exceptions
+from spendscope.pricing.check import (
+    check_all,
+    compare_with_genai_prices,
+    compare_with_litellm,
+    load_exceptions,
+)
 from tests.pricing.foreign_data import LITELLM_VERSION, litellm_json, litellm_wheel
 
 # A fixed date keeps the test reproducible; genai-prices' data is bundled with its pinned version,
@@ -17,10 +22,7 @@ AT = datetime(2026, 12, 7, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def found() -> list:  # type: ignore[type-arg]
-    table = PriceTable.default()
-    return compare_with_genai_prices(table, AT) + compare_with_litellm(
-        table, litellm_json(), origin=f"litellm {LITELLM_VERSION}", at=AT
-    )
+    return check_all(PriceTable.default(), litellm_json(), litellm_origin=f"litellm {LITELLM_VERSION}", at=AT)
 
 
 def test_every_disagreement_is_fixed_or_reviewed(found: list) -> None:  # type: ignore[type-arg]
