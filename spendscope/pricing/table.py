@@ -74,7 +74,9 @@ class Shadowed:
 
     def describe(self) -> str:
         """One line for the collector's start log and ``pricing list``."""
-        winner = self.winner.price_id if self.winner else f"the reviewed model {self.row.model!r}"
+        winner = (
+            self.winner.price_id if self.winner else f"an earlier origin's {self.row.model!r} (no row then)"
+        )
         diffs = ", ".join(
             f"{f} {_price_text(self.winner, f)} (extra: {_price_text(self.row, f)})" for f in self.fields
         )

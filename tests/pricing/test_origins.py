@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,10 +135,28 @@ def test_pricing_list_shows_extra_rows_and_the_disagreement(tmp_path: Path) -> N
     assert "openai:gpt-4o:2024-10-02:default wins" in text
 
 
-def test_extra_tables_config_errors_are_clear(tmp_path: Path, capsys: object) -> None:
+def test_extra_tables_config_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "spendscope.toml"
     config.write_text('[pricing]\nextra_tables = ["missing.toml"]\n')
-    code, _ = run(["pricing", "list", "--config", str(config)])
-    assert code == 2
+    assert run(["pricing", "list", "--config", str(config)])[0] == 2
+    assert "cannot read 'missing.toml'" in capsys.readouterr().err
     config.write_text("[pricing]\nextra_tables = 3\n")
     assert run(["pricing", "list", "--config", str(config)])[0] == 2
+    assert "pricing.extra_tables must be a list of file names" in capsys.readouterr().err
+
+
+def test_collector_config_resolves_extra_tables_next_to_the_config_file(tmp_path: Path) -> None:
+    from spendscope.collector.config import ConfigError, load_config
+
+    config = tmp_path / "etc" / "spendscope.toml"
+    config.parent.mkdir()
+    config.write_text('[pricing]\nextra_tables = ["prices-extra.toml", "../shared/more.toml"]\n')
+    refs = load_config(config, env={}).pricing_extra_tables
+    assert [(r.label, r.path) for r in refs] == [
+        ("prices-extra.toml", str(tmp_path / "etc" / "prices-extra.toml")),
+        ("../shared/more.toml", str(tmp_path / "etc" / ".." / "shared" / "more.toml")),
+    ]
+    for bad, message in (('"one.toml"', "must be a list of file names"), ('["a.toml", "a.toml"]', "twice")):
+        config.write_text(f"[pricing]\nextra_tables = {bad}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(config, env={})
