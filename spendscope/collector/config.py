@@ -2,7 +2,8 @@
 
 The raw TOML dict is kept whole on :class:`Config` so that other components (sync, alerts) parse
 their own sections; this module parses only ``[collector]``, ``[retention]`` and
-``[[pricing.overrides]]``. Every error names the file, the key and what is wrong.
+``[[pricing.overrides]]`` with ``[pricing] extra_tables``. Every error names the file, the key and
+what is wrong.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from spendscope.pricing.build import ExtraTableRef, extra_table_refs
+from spendscope.pricing.loading import PriceDataError
 
 __all__ = [
     "DEFAULT_DB",
@@ -76,6 +80,7 @@ class Config:
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     pricing_overrides: tuple[dict[str, Any], ...] = ()
+    pricing_extra_tables: tuple[ExtraTableRef, ...] = ()  # [pricing] extra_tables, resolved paths
     token: str | None = None
     openai_admin_key: str | None = None
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
@@ -242,6 +247,13 @@ def _parse_overrides(raw: Mapping[str, Any], path: str | None) -> tuple[dict[str
     return tuple(dict(r) for r in rows)
 
 
+def _parse_extra_tables(raw: Mapping[str, Any], path: str | None) -> tuple[ExtraTableRef, ...]:
+    try:
+        return extra_table_refs(_section(raw, "pricing", path).get("extra_tables"), path)
+    except PriceDataError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -269,6 +281,7 @@ def load_config(
     collector = _parse_collector(raw, file)
     retention = _parse_retention(raw, file)
     overrides = _parse_overrides(raw, file)
+    extra_tables = _parse_extra_tables(raw, file)
     db_path = db or env.get("SPENDSCOPE_DB") or collector.db_path
     collector = CollectorSettings(
         **{
@@ -282,6 +295,7 @@ def load_config(
         collector=collector,
         retention=retention,
         pricing_overrides=overrides,
+        pricing_extra_tables=extra_tables,
         token=env.get("SPENDSCOPE_TOKEN") or None,
         openai_admin_key=env.get("OPENAI_ADMIN_KEY") or None,
         openai_base_url=(env.get("SPENDSCOPE_OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL).rstrip("/"),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from spendscope.collector.sync.job import SyncJob
     from spendscope.collector.workers import DecodePool
     from spendscope.pricing import PriceTable
+    from spendscope.pricing.build import PriceSources
 
 __all__ = ["CollectorContext", "utc_now"]
 
@@ -42,6 +43,7 @@ class CollectorContext:
     scheduler: Any  # apscheduler BackgroundScheduler (untyped library)
     clock: Callable[[], datetime] = utc_now
     pricer: Pricer | None = None
+    price_sources: PriceSources | None = None  # what ``prices`` was built from
     writer: Writer | None = None
     started_at: datetime = field(default_factory=utc_now)
     traces: TracesEndpoint | None = None  # the OTLP receiver, for its counters

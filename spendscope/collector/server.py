@@ -34,7 +34,8 @@ from spendscope.collector.rollups import roll_dirty_days
 from spendscope.collector.store import Store
 from spendscope.collector.warmup import warm_up
 from spendscope.collector.workers import DecodePool, auto_workers
-from spendscope.pricing import PriceDataError, PriceTable
+from spendscope.pricing import PriceDataError
+from spendscope.pricing.build import PriceSources, build_price_table
 
 __all__ = [
     "JsonLogFormatter",
@@ -88,13 +89,16 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
     components.migrate(store)
-    table = PriceTable.default()
-    if config.pricing_overrides:
-        table = table.with_overrides(list(config.pricing_overrides))
+    sources = PriceSources.load(config.pricing_overrides, config.pricing_extra_tables)
+    table = build_price_table(sources)
+    for hidden in table.shadowed():
+        if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
+            log.warning("%s", hidden.describe())
     record_price_version(store.connection, table, clock())
     scheduler = BackgroundScheduler(timezone="UTC")
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
     ctx.pricer = Pricer(table)
+    ctx.price_sources = sources  # the decode workers build the same table from it
     ctx.writer = Writer(
         store,
         max_queue_spans=settings.max_queue_spans,
@@ -123,7 +127,8 @@ def _start_decode_pool(ctx: CollectorContext) -> None:
     n = settings.decode_workers if settings.decode_workers is not None else auto_workers()
     if n <= 0:
         return
-    ctx.decode_pool = DecodePool(n, ctx.config.pricing_overrides)
+    assert ctx.price_sources is not None
+    ctx.decode_pool = DecodePool(n, ctx.price_sources)
     log.info("decoding in %d worker process(es)", n)
 
 

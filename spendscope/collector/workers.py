@@ -17,14 +17,13 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
 from spendscope.collector.ingest import IngestBatch, prepare_batch
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
-from spendscope.pricing import PriceTable
+from spendscope.pricing.build import PriceSources, build_price_table
 
 __all__ = ["DecodePool", "Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
@@ -53,16 +52,13 @@ def auto_workers() -> int:
     return 0 if cores < 2 else min(4, cores)
 
 
-def _init(overrides: tuple[dict[str, Any], ...]) -> None:
+def _init(sources: PriceSources) -> None:
     global _pricer
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(os.getppid())
 
-    table = PriceTable.default()
-    if overrides:
-        table = table.with_overrides(list(overrides))
-    _pricer = Pricer(table)
+    _pricer = Pricer(build_price_table(sources))
     warm_up(_pricer)  # lazy imports now, and then frozen below with the rest
     # Decoding allocates millions of short-lived containers, which keeps the cyclic collector busy;
     # what exists now (modules, the price table) lives as long as the worker, so leave it out of
@@ -87,10 +83,10 @@ def _warm() -> int:
     return os.getpid()
 
 
-def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoolExecutor:
+def make_pool(workers: int, sources: PriceSources) -> ProcessPoolExecutor:
     # spawn, not fork: the parent holds DuckDB and its threads, which must not be forked.
     pool = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(overrides,)
+        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(sources,)
     )
     for _ in range(workers):
         pool.submit(_warm)
@@ -100,13 +96,13 @@ def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoo
 class DecodePool:
     """The decode processes; :meth:`restart` replaces them after one died (the pool is then broken)."""
 
-    def __init__(self, workers: int, overrides: tuple[dict[str, Any], ...]) -> None:
+    def __init__(self, workers: int, sources: PriceSources) -> None:
         self._workers = workers
-        self._overrides = overrides
-        self.executor = make_pool(workers, overrides)
+        self._sources = sources
+        self.executor = make_pool(workers, sources)
 
     def restart(self) -> None:
-        old, self.executor = self.executor, make_pool(self._workers, self._overrides)
+        old, self.executor = self.executor, make_pool(self._workers, self._sources)
         old.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
