@@ -59,10 +59,10 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Starlette:
     """Build the app: the OTLP receiver and every component's endpoints, behind the token if set."""
-    ctx.traces = TracesEndpoint(ctx)
+    traces = ctx.traces = TracesEndpoint(ctx)
     endpoints = [e for part in components.load() for e in part.endpoints]
     app = Starlette(
-        routes=[Route("/v1/traces", ctx.traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
+        routes=[Route("/v1/traces", traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
         lifespan=lifespan,
     )
     if ctx.config.token:

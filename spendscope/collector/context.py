@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spendscope.collector.config import Config
 from spendscope.collector.store import Store
@@ -15,13 +15,19 @@ if TYPE_CHECKING:
     from spendscope.collector.alerts.engine import AlertEngine
     from spendscope.collector.ingest import Writer
     from spendscope.collector.pricer import Pricer
-    from spendscope.collector.receiver import TracesEndpoint
     from spendscope.collector.sync.job import SyncJob
     from spendscope.collector.workers import DecodePool
     from spendscope.pricing import PriceTable
     from spendscope.pricing.build import PriceSources
 
-__all__ = ["CollectorContext", "utc_now"]
+__all__ = ["CollectorContext", "RequestCounts", "utc_now"]
+
+
+class RequestCounts(Protocol):
+    """What the OTLP receiver counts (for ``/healthz`` and the metrics)."""
+
+    requests: int
+    refused: int
 
 
 def utc_now() -> datetime:
@@ -46,7 +52,7 @@ class CollectorContext:
     price_sources: PriceSources | None = None  # what ``prices`` was built from
     writer: Writer | None = None
     started_at: datetime = field(default_factory=utc_now)
-    traces: TracesEndpoint | None = None  # the OTLP receiver, for its counters
+    traces: RequestCounts | None = None  # the OTLP receiver, for its counters
     decode_pool: DecodePool | None = None
     sync: SyncJob | None = None
     alerts: AlertEngine | None = None
