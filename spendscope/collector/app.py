@@ -9,11 +9,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spendscope.collector import components
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.lake.replica import LakeUnavailable
 from spendscope.collector.receiver import TracesEndpoint
 from spendscope.collector.web import routes
 
@@ -54,6 +57,12 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+async def _lake_unavailable(request: Request, exc: Exception) -> Response:
+    """A read while the lake cannot answer: 503 saying why (ingest still works)."""
+    body = {"error": str(exc)}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
 def create_app(
     ctx: CollectorContext,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
@@ -64,6 +73,7 @@ def create_app(
     app = Starlette(
         routes=[Route("/v1/traces", traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
         lifespan=lifespan,
+        exception_handlers={LakeUnavailable: _lake_unavailable},
     )
     if ctx.config.token:
         app.add_middleware(BearerAuth, token=ctx.config.token)

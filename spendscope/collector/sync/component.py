@@ -21,7 +21,7 @@ def setup(ctx: CollectorContext) -> None:
     settings = parse_sync_settings(ctx.config.raw, os.environ)
     job = SyncJob(
         settings,
-        ctx.store.run_write,
+        ctx.shared.run_write,
         lambda: ctx.prices,
         clock=lambda: ctx.clock().timestamp(),
     )
@@ -31,8 +31,13 @@ def setup(ctx: CollectorContext) -> None:
         log.info("usage/costs sync not scheduled: %s", why)
         return
     first = ctx.clock() + timedelta(seconds=2) if settings.on_start else None
+
+    def scheduled() -> None:
+        if ctx.is_leader:  # with a lake, only the leader syncs on schedule
+            job.run_scheduled()
+
     ctx.scheduler.add_job(
-        job.run_scheduled,
+        scheduled,
         "interval",
         seconds=settings.interval_s,
         id="spendscope.sync",

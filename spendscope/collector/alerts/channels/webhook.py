@@ -17,4 +17,6 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
 
 def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
     assert channel.url is not None
-    return post_json(channel.url, render(payload), channel.timeout_s, dict(channel.headers))
+    # The event id as a header too, for receivers that deduplicate on headers (idempotency keys).
+    headers = {**dict(channel.headers), "X-Spendscope-Event-Id": str(payload.get("event_id", ""))}
+    return post_json(channel.url, render(payload), channel.timeout_s, headers)
