@@ -64,9 +64,9 @@ def _q(value: str) -> str:
 class Control:
     """One DuckDB connection to the catalog database; every call is short and thread-safe."""
 
-    def __init__(self, settings: LakeSettings, host: str = "") -> None:
+    def __init__(self, settings: LakeSettings, host: str = "", instance: str | None = None) -> None:
         self.settings = settings
-        self.instance = uuid.uuid4().hex
+        self.instance = instance or uuid.uuid4().hex
         self.host = host
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None

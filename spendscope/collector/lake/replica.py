@@ -71,6 +71,22 @@ def check_data_path(data_path: str) -> None:
         ) from None
 
 
+def _instance(store: Store, replica: str) -> str:
+    """This replica's instance id, kept in its local file: a restart under the same name and file is
+    the same replica (and rejoins at once), while another process under the name, with another
+    file, is a second live replica (refused). DuckDB's file lock makes one process per file."""
+    con = store.connection
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS lake_identity (replica VARCHAR NOT NULL, instance VARCHAR NOT NULL)"
+    )
+    row = con.execute("SELECT instance FROM lake_identity WHERE replica = ?", [replica]).fetchone()
+    if row is not None:
+        return str(row[0])
+    instance = uuid.uuid4().hex
+    con.execute("INSERT INTO lake_identity VALUES (?, ?)", [replica, instance])
+    return instance
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("ROLLBACK")
@@ -130,7 +146,9 @@ class LakeReplica:
         self.retention = retention
         self.strategy = strategy
         self._rows_committed = rows_committed
-        self.control = Control(settings, host=os.uname().nodename)
+        self.control = Control(
+            settings, host=os.uname().nodename, instance=_instance(store, settings.replica)
+        )
         self.lease = LeaseClock(settings.lease_s, margin_s=settings.lease_s / 3)
         self.state = LakeState(self)
         row = store.connection.execute("SELECT current_database()").fetchone()
