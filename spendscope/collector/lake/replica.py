@@ -41,8 +41,9 @@ __all__ = ["LAKE", "LakeReplica", "LakeState", "LakeUnavailable", "check_data_pa
 
 log = logging.getLogger("spendscope.collector.lake")
 
-LAKE = "lake"  # the attached catalog's name
-_READ = "spendscope_read"  # the in-memory schema of read views
+# The attached catalog's name: not "lake", which a local file named lake.duckdb would already take.
+LAKE = "spendscope_lake"
+_READ = "spendscope_read"  # the in-memory database of read views
 _META = f"__ducklake_metadata_{LAKE}"
 T = TypeVar("T")
 _NAMES = ", ".join(c.name for c in COLUMNS)
@@ -153,7 +154,8 @@ class LakeReplica:
         self.state = LakeState(self)
         row = store.connection.execute("SELECT current_database()").fetchone()
         assert row is not None
-        self.local_db = str(row[0])
+        name = str(row[0])
+        self.local_db = '"' + name.replace('"', '""') + '"'  # quoted: file names may hold any character
         self.attached = False
         self.registered = False
         self.ready = False  # schema in place and read views made
@@ -367,7 +369,7 @@ class LakeReplica:
             t0 = time.perf_counter()
             result = ship_chunk(con, LAKE, self.settings.replica, chunk, self.strategy)
             keys = chunk.select(["trace_id", "span_id"])
-            self.store.run_write(lambda c: delete_shipped(c, keys))
+            self.store.run_write(lambda c: delete_shipped(c, self.local_db, keys))
             self.shipments += 1
             self.shipped_rows += result.rows
             self._shipped_at_commit = committed

@@ -74,7 +74,18 @@ def migrate_lake(con: duckdb.DuckDBPyConnection, lake: str) -> list[str]:
     )
     done = {int(r[0]) for r in con.execute(f"SELECT version FROM {lake}.main.schema_migrations").fetchall()}
     applied: list[str] = []
-    con.execute(f"USE {lake}")
+    row = con.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    previous = '"' + str(row[0]).replace('"', '""') + '"'
+    con.execute(f"USE {lake}")  # the files name their tables unqualified
+    try:
+        _apply(con, lake, done, applied)
+    finally:
+        con.execute(f"USE {previous}")
+    return applied
+
+
+def _apply(con: duckdb.DuckDBPyConnection, lake: str, done: set[int], applied: list[str]) -> None:
     for number, name, sql in LAKE_MIGRATIONS:
         if number in done:
             continue
@@ -99,4 +110,3 @@ def migrate_lake(con: duckdb.DuckDBPyConnection, lake: str) -> list[str]:
                 raise RuntimeError(f"lake migration {name} failed: {exc}") from exc
         applied.append(name)
         log.info("applied lake migration %s", name)
-    return applied

@@ -54,7 +54,7 @@ class ShipResult:
 
 
 def read_chunk(con: duckdb.DuckDBPyConnection, local_db: str, limit: int = CHUNK_ROWS) -> pa.Table:
-    """The oldest committed rows of the local buffer, in commit order."""
+    """The oldest committed rows of the local buffer (``local_db``: the quoted name), in commit order."""
     return con.execute(
         f"SELECT {_NAMES} FROM {local_db}.main.calls ORDER BY ingested_at, start_time LIMIT {int(limit)}"
     ).fetch_arrow_table()
@@ -105,7 +105,8 @@ def ship_chunk(
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"UPDATE {lake}.main.ship_fence SET seq = seq + 1")
-                row = con.execute(_insert_sql(lake, strategy), {"lo": lo, "hi": hi}).fetchone()
+                insert = _insert_sql(lake, strategy)
+                row = con.execute(insert, {"lo": lo, "hi": hi} if "$lo" in insert else {}).fetchone()
                 stored = int(row[0]) if row else 0
                 con.execute(
                     f"INSERT INTO {lake}.main.ship_log VALUES ($r, now(), $n, $s, $lo, $hi)",
@@ -137,12 +138,13 @@ def ship_chunk(
         con.unregister("ship_in")
 
 
-def delete_shipped(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> int:
+def delete_shipped(con: duckdb.DuckDBPyConnection, local_db: str, keys: pa.Table) -> int:
     """Drop shipped rows from the local buffer (in the writer thread); how many."""
     con.register("shipped_keys", keys)
     try:
         row = con.execute(
-            "DELETE FROM calls c USING shipped_keys k WHERE c.trace_id = k.trace_id AND c.span_id = k.span_id"
+            f"DELETE FROM {local_db}.main.calls c USING shipped_keys k "
+            "WHERE c.trace_id = k.trace_id AND c.span_id = k.span_id"
         ).fetchone()
     finally:
         con.unregister("shipped_keys")
