@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -83,18 +84,22 @@ def _backlog(path: Path, rows: int, now: datetime, offset: int = 0) -> None:
 
 def _ship_all(local: Path, catalog: str, data: Path, replica: str, strategy: str) -> tuple[int, int, float]:
     """Ship the whole backlog of ``local``; (rows shipped, rows stored, seconds)."""
-    from spendscope.collector.lake.shipper import CHUNK_ROWS, delete_shipped, read_chunk, ship_chunk
+    from spendscope.collector.lake.shipper import LOCAL_TABLES, claim, read_chunk, settle, ship_chunk
 
     con = _lake_con(local, catalog, data)
     db = f'"{local.stem}"'
     shipped = stored = 0
     t0 = time.perf_counter()
-    while True:
-        chunk = read_chunk(con, db, CHUNK_ROWS)
+    for sql in LOCAL_TABLES:
+        con.execute(sql.replace("IF NOT EXISTS ", f"IF NOT EXISTS {db}.main."))
+    while True:  # the replica's steps: claim, ship, settle (see spendscope.collector.lake.shipper)
+        chunk = read_chunk(con, db)
         if not chunk.num_rows:
             break
-        r = ship_chunk(con, "lake", replica, chunk, strategy)  # type: ignore[arg-type]
-        delete_shipped(con, db, chunk.select(["trace_id", "span_id"]))
+        ship_id = uuid.uuid4().hex
+        claim(con, db, ship_id, chunk.select(["trace_id", "span_id"]))
+        r = ship_chunk(con, "lake", replica, ship_id, chunk, strategy)  # type: ignore[arg-type]
+        settle(con, db, [ship_id], [])
         shipped += r.rows
         stored += r.stored
     took = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from spendscope.collector import queries as q
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.reprice import reprice
-from spendscope.collector.web import ApiError, Endpoint, Keys, Limit, Params, TimeRange, Timestamp
+from spendscope.collector.web import Endpoint, Keys, Limit, Params, TimeRange, Timestamp
 from spendscope.isotime import format_time
 
 __all__ = ["ENDPOINTS", "healthz_payload"]
@@ -105,12 +105,6 @@ class RepriceBody(Params):
 
 
 async def reprice_endpoint(ctx: CollectorContext, p: RepriceBody) -> dict[str, Any]:
-    if ctx.lake is not None:
-        # Re-pricing rewrites stored calls, which with a lake are the lake's: not built for it yet.
-        raise ApiError(
-            409,
-            "re-pricing stored calls is not available with a [lake] yet; new calls are priced as they come",
-        )
     result: dict[str, Any] = await run_in_threadpool(reprice, ctx, p.since)
     return result
 

@@ -17,7 +17,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["CollectorProcess", "free_port", "genai_attrs", "make_request", "span_dict"]
+__all__ = ["CollectorProcess", "free_port", "genai_attrs", "make_request", "open_calls", "span_dict"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_LAKES: dict[Path, str] = {}
 
 
 def _lake_env(db: Path) -> dict[str, str]:
@@ -37,12 +40,39 @@ def _lake_env(db: Path) -> dict[str, str]:
         return {}
     from tests.lake.postgres import create_database
 
-    name = create_database(socket_dir)
+    # A collector restarted on the same file is the same replica of the same lake.
+    name = _LAKES.get(db) or _LAKES.setdefault(db, create_database(socket_dir))
     return {
         "SPENDSCOPE_LAKE_CATALOG": f"postgres:dbname={name} host={socket_dir} user=postgres",
         "SPENDSCOPE_LAKE_DATA_PATH": str(db.parent / f"{db.stem}-lake"),
         "SPENDSCOPE_REPLICA": db.stem,
     }
+
+
+def open_calls(db: Path) -> Any:
+    """A read-only DuckDB connection to a stopped collector's file where ``calls`` is every stored
+    call: the file's, and in a run with a lake also the lake's (each span once: a row a crash left
+    in both places counts once, as the replica's next shipment settles it)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    name = _LAKES.get(db)
+    if name is None:
+        return con
+    from spendscope.collector.lake.extensions import load_extensions
+
+    load_extensions(con)
+    socket_dir = os.environ["SPENDSCOPE_TEST_LAKE_PG"]
+    con.execute(
+        f"ATTACH 'ducklake:postgres:dbname={name} host={socket_dir} user=postgres' AS lake (READ_ONLY)"
+    )
+    local = '"' + db.stem + '"'
+    con.execute(
+        f"CREATE TEMP VIEW calls AS SELECT * FROM lake.calls UNION ALL SELECT * FROM {local}.main.calls l "
+        "WHERE NOT EXISTS (SELECT 1 FROM lake.calls c "
+        "WHERE c.trace_id = l.trace_id AND c.span_id = l.span_id)"
+    )
+    return con
 
 
 class CollectorProcess:

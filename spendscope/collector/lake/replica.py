@@ -31,7 +31,18 @@ from spendscope.collector.lake.control import Control, DuplicateReplica, LeaseCl
 from spendscope.collector.lake.extensions import load_extensions
 from spendscope.collector.lake.schema import SHARED_TABLES, latest_version, migrate_lake, schema_version
 from spendscope.collector.lake.settings import LakeSettings
-from spendscope.collector.lake.shipper import CHUNK_ROWS, Strategy, delete_shipped, read_chunk, ship_chunk
+from spendscope.collector.lake.shipper import (
+    CHUNK_ROWS,
+    LOCAL_TABLES,
+    Strategy,
+    claim,
+    confirmed_ships,
+    local_unshipped_sql,
+    pending_ships,
+    read_chunk,
+    settle,
+    ship_chunk,
+)
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
 from spendscope.collector.schema import COLUMNS
 from spendscope.collector.store import Store
@@ -77,9 +88,8 @@ def _instance(store: Store, replica: str) -> str:
     the same replica (and rejoins at once), while another process under the name, with another
     file, is a second live replica (refused). DuckDB's file lock makes one process per file."""
     con = store.connection
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS lake_identity (replica VARCHAR NOT NULL, instance VARCHAR NOT NULL)"
-    )
+    for sql in LOCAL_TABLES:
+        con.execute(sql)
     row = con.execute("SELECT instance FROM lake_identity WHERE replica = ?", [replica]).fetchone()
     if row is not None:
         return str(row[0])
@@ -209,6 +219,7 @@ class LakeReplica:
             try:
                 while time.monotonic() < deadline and self.ship_once() == CHUNK_ROWS:
                     pass
+                self._settle()  # nobody reads any more: let the shipped rows go now
             except Exception as exc:
                 log.warning(
                     "final shipment failed (%s); the rows stay in the local file for the next start", exc
@@ -304,10 +315,10 @@ class LakeReplica:
         local = self.local_db
         con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_READ}")
         view = f"CREATE OR REPLACE VIEW {_READ}.main"
-        con.execute(
-            f"{view}.calls AS SELECT {_NAMES} FROM {LAKE}.main.calls "
-            f"UNION ALL SELECT {_NAMES} FROM {local}.main.calls"
-        )
+        # A local row shows until the ledger of the lake snapshot being read holds its shipment: so
+        # no reader counts a shipped row twice, whenever the local file lets it go.
+        unshipped = local_unshipped_sql(local, LAKE, self.settings.replica)
+        con.execute(f"{view}.calls AS SELECT {_NAMES} FROM {LAKE}.main.calls UNION ALL {unshipped}")
         con.execute(
             f"{view}.rollup_state AS SELECT day, dirty, rolled_at FROM {LAKE}.main.rollup_state "
             f"UNION ALL SELECT DISTINCT day, true, NULL::TIMESTAMPTZ FROM {local}.main.calls"
@@ -353,23 +364,41 @@ class LakeReplica:
                 self.error = f"shipping: {exc}".splitlines()[0][:500]
                 log.warning("shipping failed (%s); the rows wait in the local file", self.error)
 
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._ship_con is None:
+            self._ship_con = self.store.connection.cursor()
+            self._ship_con.execute("SET TimeZone = 'UTC'")
+        return self._ship_con
+
+    def _settle(self) -> int:
+        """Let go of the local rows of shipments the lake's ledger shows; re-open failed ones."""
+        con = self._con()
+        pending = pending_ships(con, self.local_db)
+        if not pending:
+            return 0
+        shipped = confirmed_ships(con, LAKE, pending)
+        failed = sorted(set(pending) - set(shipped))
+        if failed:
+            log.info("%d shipment(s) did not reach the lake; their rows ship again", len(failed))
+        deleted: int = self.store.run_write(lambda c: settle(c, self.local_db, shipped, failed))
+        return deleted
+
     def ship_once(self) -> int:
-        """Ship the oldest chunk of the local buffer; the number of rows it carried."""
+        """Settle earlier shipments, then ship the oldest unclaimed chunk; the rows it carried."""
         with self._ship_lock:
             self.require_ready()
-            if self._ship_con is None:
-                self._ship_con = self.store.connection.cursor()
-                self._ship_con.execute("SET TimeZone = 'UTC'")
-            con = self._ship_con
+            self._settle()
+            con = self._con()
             committed = self._rows_committed()
             chunk = read_chunk(con, self.local_db)
             if not chunk.num_rows:
                 self._shipped_at_commit = committed
                 return 0
             t0 = time.perf_counter()
-            result = ship_chunk(con, LAKE, self.settings.replica, chunk, self.strategy)
+            ship_id = uuid.uuid4().hex
             keys = chunk.select(["trace_id", "span_id"])
-            self.store.run_write(lambda c: delete_shipped(c, self.local_db, keys))
+            self.store.run_write(lambda c: claim(c, self.local_db, ship_id, keys))
+            result = ship_chunk(con, LAKE, self.settings.replica, ship_id, chunk, self.strategy)
             self.shipments += 1
             self.shipped_rows += result.rows
             self._shipped_at_commit = committed
@@ -442,8 +471,17 @@ class LakeReplica:
 
     # --- status -----------------------------------------------------------------------------------
     def unshipped_rows(self) -> int:
+        """Acknowledged rows the lake does not show yet (all local rows while it is unreachable)."""
         cur = self.store.connection.cursor()
         try:
+            cur.execute("SET TimeZone = 'UTC'")
+            if self.ready:
+                try:
+                    unshipped = local_unshipped_sql(self.local_db, LAKE, self.settings.replica)
+                    row = cur.execute(f"SELECT count(*) FROM ({unshipped})").fetchone()
+                    return int(row[0]) if row else 0
+                except duckdb.Error:
+                    pass
             row = cur.execute(f"SELECT count(*) FROM {self.local_db}.main.calls").fetchone()
         finally:
             cur.close()

@@ -6,6 +6,7 @@
 CREATE TABLE IF NOT EXISTS ship_fence (id INTEGER NOT NULL, seq BIGINT NOT NULL);
 
 CREATE TABLE IF NOT EXISTS ship_log (
+    ship_id      VARCHAR NOT NULL,    -- the shipment's id, also on the replica's local claims
     replica      VARCHAR NOT NULL,
     shipped_at   TIMESTAMPTZ NOT NULL,
     rows         BIGINT NOT NULL,     -- rows this shipment carried
