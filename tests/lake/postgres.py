@@ -52,6 +52,11 @@ class Postgres:
         pg_ctl(list(args), pgdata=self.pgdata, user=self.server.system_user, timeout=30)
 
     def close(self) -> None:
+        # The handle only knows the postmaster it started: one restarted by restart() is stopped here.
+        try:
+            self.stop()
+        except Exception:
+            pass  # already stopped
         self.server.cleanup()
 
 
