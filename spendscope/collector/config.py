@@ -66,6 +66,14 @@ class CollectorSettings:
     # WAL size at which DuckDB folds it into the file. Its default (16 MB, about 30k calls) makes
     # ingest rewrite the same half-full row group over and over; 64 MB is about one row group.
     duckdb_checkpoint_threshold: str = "64MB"
+    # Host names a loopback-bound collector answers besides the loopback ones (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    # A collector bound beyond loopback without SPENDSCOPE_TOKEN refuses to start unless this is true.
+    allow_unauthenticated: bool = False
+    # Seconds a connection may take to send a request's headers (idle and slow clients are closed).
+    header_timeout_s: int = 10
+    # Requests in flight at once; past this, 503 with Retry-After (/healthz is always answered).
+    max_inflight_requests: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,10 @@ _COLLECTOR_KEYS = {
     "duckdb_memory_limit",
     "duckdb_threads",
     "duckdb_checkpoint_threshold",
+    "allowed_hosts",
+    "allow_unauthenticated",
+    "header_timeout_s",
+    "max_inflight_requests",
 }
 _RETENTION_KEYS = {"calls_days", "rejected_days", "rollup_days"}
 
@@ -205,7 +217,25 @@ def _parse_collector(raw: Mapping[str, Any], path: str | None) -> CollectorSetti
             sec, "duckdb_checkpoint_threshold", d.duckdb_checkpoint_threshold, path
         )
         or d.duckdb_checkpoint_threshold,
+        allowed_hosts=_get_hosts(sec, path),
+        allow_unauthenticated=_get_bool(sec, "allow_unauthenticated", False, path),
+        header_timeout_s=pos("header_timeout_s", d.header_timeout_s),
+        max_inflight_requests=pos("max_inflight_requests", d.max_inflight_requests),
     )
+
+
+def _get_bool(table: Mapping[str, Any], key: str, default: bool, path: str | None) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_where(path, f'collector.{key}')} must be true or false, got {value!r}")
+    return value
+
+
+def _get_hosts(table: Mapping[str, Any], path: str | None) -> tuple[str, ...]:
+    value = table.get("allowed_hosts", [])
+    if not isinstance(value, list) or not all(isinstance(h, str) and h for h in value):
+        raise ConfigError(f"{_where(path, 'collector.allowed_hosts')} must be a list of host names")
+    return tuple(h.lower() for h in value)
 
 
 def _parse_retention(raw: Mapping[str, Any], path: str | None) -> RetentionSettings:

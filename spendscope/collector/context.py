@@ -29,6 +29,9 @@ class RequestCounts(Protocol):
     requests: int
     refused: int
 
+    @property
+    def bodies_in_memory(self) -> int: ...
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

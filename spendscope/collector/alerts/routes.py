@@ -184,6 +184,7 @@ async def test(ctx: CollectorContext, p: RuleParams) -> dict[str, Any]:
     return {"ok": True, "channels": list(rule.channels), "event": event_payload(event)}
 
 
+_MAX_SILENCE_S = 366 * 86400  # a longer silence is a rule to disable, not to silence
 _SILENCE_KEYS = ("silence_id", "rule", "scope_key", "reason", "created_at", "expires_at")
 
 
@@ -221,6 +222,8 @@ async def add_silence(ctx: CollectorContext, p: SilenceBody) -> JSONResponse:
         duration_s = parse_duration(p.duration, "duration")
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
+    if duration_s > _MAX_SILENCE_S:
+        raise ApiError(400, f"duration: at most {_MAX_SILENCE_S // 86400} days")
     now = engine.clock()
     expires = now + timedelta(seconds=duration_s)
 
