@@ -28,7 +28,7 @@ class CollectorContext:
 
     Components (``components.COMPONENTS``) get it in ``setup(ctx)``: they append Starlette routes to
     ``routes`` before the app is built, add jobs to ``scheduler``, read their own config section from
-    ``config.raw``, read with ``store.cursor()`` and write with ``store.run_write(fn)``.
+    ``config`` (validated at load), read with ``store.cursor()`` and write with ``store.run_write(fn)``.
     """
 
     config: Config

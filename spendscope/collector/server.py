@@ -90,8 +90,8 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
     )
     store.migrate()
     table = PriceTable.default()
-    if config.pricing_overrides:
-        table = table.with_overrides(list(config.pricing_overrides))
+    if config.pricing.overrides:
+        table = table.with_overrides(list(config.pricing.overrides))
     record_price_version(store.connection, table, clock())
     scheduler = BackgroundScheduler(timezone="UTC")
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
@@ -182,12 +182,12 @@ def _start_decode_pool(ctx: CollectorContext) -> None:
 
     def restart() -> None:
         old = ctx.extras.get("decode_pool")
-        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing.overrides)
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
 
     ctx.extras["restart_decode_pool"] = restart
-    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing.overrides)
     log.info("decoding in %d worker process(es)", n)
 
 

@@ -12,6 +12,7 @@ import atexit
 import gc
 import multiprocessing as mp
 import os
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,7 @@ def auto_workers() -> int:
     return 0 if cores < 2 else min(4, cores)
 
 
-def _init(overrides: tuple[dict[str, Any], ...]) -> None:
+def _init(overrides: tuple[Mapping[str, Any], ...]) -> None:
     global _pricer
     import signal
 
@@ -89,7 +90,7 @@ def _warm() -> int:
     return os.getpid()
 
 
-def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoolExecutor:
+def make_pool(workers: int, overrides: tuple[Mapping[str, Any], ...]) -> ProcessPoolExecutor:
     # spawn, not fork: the parent holds DuckDB and its threads, which must not be forked.
     pool = ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(overrides,)

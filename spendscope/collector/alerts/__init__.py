@@ -1,8 +1,8 @@
 """Alerts: rules and channels from the collector's config, evaluated every minute.
 
-``setup(ctx)`` parses ``[alerts]`` (a bad rule or channel stops the start with file, key and
-problem), adds the ``/api/v1/alerts`` routes, schedules the evaluation tick and starts the delivery
-worker. See docs/alerts.md.
+``setup(ctx)`` takes its ``[alerts]`` section (checked by the config loader: a bad rule or channel
+stops the start with file, key and problem), adds the ``/api/v1/alerts`` routes, schedules the
+evaluation tick and starts the delivery worker. See docs/alerts.md.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ log = logging.getLogger("spendscope.collector.alerts")
 
 
 def setup(ctx: CollectorContext) -> None:
-    from spendscope.collector.alerts.config import parse_alerts
     from spendscope.collector.alerts.delivery import DeliveryWorker
     from spendscope.collector.alerts.engine import AlertEngine
     from spendscope.collector.alerts.routes import alert_routes
 
-    config = parse_alerts(ctx.config.raw, ctx.config.path)
+    config = ctx.config.alerts
     worker = DeliveryWorker(
         ctx.store,
         config.channels,

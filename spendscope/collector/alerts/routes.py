@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spendscope.collector.alerts.config import parse_duration
 from spendscope.collector.alerts.engine import AlertEngine
 from spendscope.collector.alerts.state import event_payload, ts
+from spendscope.collector.durations import parse_duration
 
 __all__ = ["alert_routes", "list_alerts", "list_deliveries"]
 
@@ -226,7 +226,10 @@ def alert_routes(engine: AlertEngine) -> list[Route]:
         scope_key = doc.get("scope_key")
         if scope_key is not None and not isinstance(scope_key, str):
             raise ValueError("scope_key must be a string or null (every scope)")
-        duration_s = parse_duration(doc.get("duration", "1h"), "duration")
+        try:
+            duration_s = parse_duration(doc.get("duration", "1h"))
+        except ValueError as exc:
+            raise ValueError(f"duration: {exc}") from None
         reason = doc.get("reason")
         now = engine.clock()
         expires = now + timedelta(seconds=duration_s)

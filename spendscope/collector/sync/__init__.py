@@ -1,13 +1,12 @@
 """OpenAI organization Usage and Costs sync, and reconciliation against tracked spend.
 
-``setup(ctx)`` (listed in ``collector/components.py``) reads ``[sync]``, adds the routes and, when
+``setup(ctx)`` (listed in ``collector/components.py``) takes its ``[sync]`` section, adds the routes and, when
 an admin key is configured, the interval job. Nothing happens at import.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,11 +19,10 @@ log = logging.getLogger("spendscope.sync")
 
 
 def setup(ctx: CollectorContext) -> None:
-    from spendscope.collector.sync.config import parse_sync_settings
     from spendscope.collector.sync.job import SyncJob
     from spendscope.collector.sync.routes import sync_routes
 
-    settings = parse_sync_settings(ctx.config.raw, os.environ)
+    settings = ctx.config.sync
     job = SyncJob(
         settings,
         ctx.store.run_write,
