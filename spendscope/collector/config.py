@@ -50,7 +50,10 @@ KeepDays = Annotated[Int, Field(ge=0), AfterValidator(lambda days: days or None)
 
 
 class CollectorSettings(Section):
-    """Where the collector listens and stores, its ingest limits and DuckDB's settings."""
+    """Where the collector listens and stores, its ingest limits and DuckDB's settings.
+
+    How they move ingest speed: [the collector's performance notes](collector.md#performance).
+    """
 
     host: Text = setting(DEFAULT_HOST, flag="--host", help="The address to listen on.")
     port: Int = setting(DEFAULT_PORT, ge=0, le=65535, flag="--port", help="The port: OTLP/HTTP and the API.")
@@ -81,7 +84,7 @@ class CollectorSettings(Section):
     )
     retry_after_s: Int = setting(1, ge=1, help="The Retry-After (seconds) sent with 503.")
     rollup_interval_s: Int = setting(60, ge=1, help="How often (seconds) settled dirty days are re-rolled.")
-    log_level: LogLevel = setting("INFO", help="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
+    log_level: LogLevel = setting("INFO", help="How much the collector logs (to stderr, as JSON lines).")
     duckdb_memory_limit: Size | None = setting(None, help="DuckDB's `memory_limit`; unset: DuckDB's own.")
     duckdb_threads: Int | None = setting(
         None, ge=1, help="DuckDB's threads; unset: half the cores, at least 1 (decode workers use the rest)."
@@ -94,7 +97,10 @@ class CollectorSettings(Section):
 
 
 class RetentionSettings(Section):
-    """How long calls, rejected spans and rollups are kept; 0 or absent keeps them forever."""
+    """How long calls, rejected spans and rollups are kept; 0 or absent keeps them forever.
+
+    What the retention job deletes and when: [Deployment: retention](deployment.md#retention).
+    """
 
     calls_days: KeepDays = setting(None, help="Days of calls to keep.")
     rejected_days: KeepDays = setting(30, help="Days of rejected spans to keep.")

@@ -89,8 +89,9 @@ def setting(
         "gt": gt,
         "le": le,
         "repr": not (env_only or secret),
-        "json_schema_extra": {k: v for k, v in extra.items() if v is not None} or None,
     }
+    if any(v is not None for v in extra.values()):  # an explicit None would drop the type's own x-type
+        common["json_schema_extra"] = {k: v for k, v in extra.items() if v is not None}
     if default_factory is not None:
         return Field(default_factory=default_factory, **common)
     return Field(default, **common)

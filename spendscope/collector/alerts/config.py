@@ -150,7 +150,7 @@ Percentages = Annotated[
 
 
 class RuleConfig(Section):
-    """Keys every rule has; each kind adds its own (its ``params``)."""
+    """Keys every rule has, with `kind`: one of the kinds below, each with keys of its own."""
 
     name: Annotated[StrictStr, AfterValidator(_rule_name)] = setting(
         help="Unique; letters, digits, `_`, `-`, `.`."
@@ -331,6 +331,8 @@ AnyRule = Annotated[
 
 
 class _Channel(Section):
+    """Keys every channel has, with `type`: one of the types below."""
+
     name: str = setting("", internal=True, help="The `<name>` of its table.")
     timeout_s: Number = setting(5.0, ge=0.1, le=120, help="The timeout of one attempt, seconds.")
     max_attempts: Int = setting(5, ge=1, help="Attempts (with backoff) before a delivery is `failed`.")
