@@ -18,6 +18,7 @@ from spendscope.collector.alerts.config import CHANNEL_MODELS, RULE_MODELS, Rule
 from spendscope.collector.config import Config
 from spendscope.collector.durations import format_duration
 from spendscope.collector.section import Section, declared, file_key
+from spendscope.collector.validation import section_type
 
 __all__ = ["BEGIN", "END", "main", "reference", "update_page"]
 
@@ -31,8 +32,8 @@ def reference() -> str:
     """Every section, rule kind, channel type and environment variable, as Markdown."""
     out: list[str] = []
     for name, field in Config.model_fields.items():
-        section = field.annotation
-        if isinstance(section, type) and issubclass(section, Section):
+        section, _ = section_type(field.annotation)
+        if section is not None:
             out += _section(f"`[{name}]`", section, skip=("channels", "rules"))
     out += _section("`[[alerts.rules]]`", RuleConfig, skip=("kind",))
     for rule in RULE_MODELS:
@@ -185,8 +186,9 @@ def _environment() -> list[str]:
 def _fields(model: type[Section], path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
     for name, field in model.model_fields.items():
         key = (*path, file_key(name, field))
-        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
-            yield from _fields(field.annotation, key)
+        section, _ = section_type(field.annotation)
+        if section is not None:
+            yield from _fields(section, key)
         else:
             yield key, field
 

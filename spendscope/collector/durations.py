@@ -25,7 +25,7 @@ _LIKE = 'a duration: seconds, or a number with a unit ms, s, m, h, d or w, like 
 def parse_duration(value: Any, *, allow_zero: bool = False) -> float:
     """Seconds from ``value``; a whole number of seconds comes back as an ``int`` (it prints as one).
 
-    Raises ``ValueError`` with a message that starts with "must", for the caller to prefix with the key.
+    Raises ``ValueError`` saying what a duration must be; the caller names the key and the value.
     """
     if isinstance(value, str) and (m := _SYNTAX.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
@@ -33,15 +33,15 @@ def parse_duration(value: Any, *, allow_zero: bool = False) -> float:
         # float() of a huge int overflows: it is out of bounds anyway.
         seconds = math.inf if isinstance(value, int) and value > MAX_DURATION_S else float(value)
     else:
-        raise ValueError(f"must be {_LIKE}; got {value!r:.60}")
+        raise ValueError(f"must be {_LIKE}")
     if math.isnan(seconds):
-        raise ValueError(f"must be {_LIKE}; got {value!r:.60}")
+        raise ValueError(f"must be {_LIKE}")
     if seconds < 0:
-        raise ValueError(f"must not be negative, got {value!r:.60}")
+        raise ValueError("must not be negative")
     if seconds == 0 and not allow_zero:
-        raise ValueError(f"must be positive, got {value!r:.60}")
+        raise ValueError("must be positive")
     if seconds > MAX_DURATION_S:
-        raise ValueError(f"must be at most {format_duration(MAX_DURATION_S)} (ten years), got {value!r:.60}")
+        raise ValueError(f"must be at most {format_duration(MAX_DURATION_S)} (ten years)")
     return int(seconds) if seconds.is_integer() else seconds
 
 

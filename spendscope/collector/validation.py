@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from spendscope.collector.section import ConfigError, Section, declared, file_key
 
-__all__ = ["validate"]
+__all__ = ["section_type", "validate"]
 
 S = TypeVar("S", bound=Section)
 Loc = tuple[str | int, ...]
@@ -72,9 +72,9 @@ def _overlay(
         key, x = file_key(name, f), declared(f)
         if x.get("x-internal"):
             continue
-        sub = f.annotation
-        if isinstance(sub, type) and issubclass(sub, Section):
-            table = data.get(key, {})
+        sub, optional = section_type(f.annotation)
+        if sub is not None:
+            table = data.get(key, None if optional else {})  # an optional table exists only if written
             if isinstance(table, dict):  # anything else is reported by validation
                 table = dict(table)
                 _overlay(sub, table, env, flags, (*loc, key), sources, lines, where, prefix)
@@ -93,6 +93,17 @@ def _overlay(
         flag = x.get("x-flag")
         if flag and flags.get(flag) not in (None, ""):
             data[key], sources[(*loc, key)] = flags[flag], flag
+
+
+def section_type(annotation: Any) -> tuple[type[Section] | None, bool]:
+    """The section a field holds (``X`` or ``X | None``), and whether the table may be absent."""
+    options = (
+        [a for a in get_args(annotation) if a is not type(None)] if get_args(annotation) else [annotation]
+    )
+    optional = len(options) < len(get_args(annotation))
+    if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], Section):
+        return options[0], optional
+    return None, False
 
 
 @dataclass
@@ -195,9 +206,12 @@ def _line(
 def _problem(error: ErrorDetails, spot: _Spot) -> str:
     kind, ctx, value = error["type"], error.get("ctx", {}), error["input"]
     x = declared(spot.info) if spot.info else {}
+    # Every message that shows the value is made here, so a secret's value is never echoed.
     got = "" if x.get("x-secret") or x.get("x-env-only") else f", got {value!r:.60}"
-    if kind in ("config", "value_error", "assertion_error"):
-        return str(ctx.get("message") or ctx.get("error") or error["msg"])
+    if kind == "config":  # raised by fail(): the message is whole
+        return str(ctx["message"])
+    if kind in ("value_error", "assertion_error"):  # a validator's "must be ...": the value is added here
+        return f"{ctx.get('error') or error['msg']}{got}"
     if kind == "missing":
         return f"is required (or {error['loc'][-1]}_env)" if x.get("x-secret") else "is required"
     if kind == "extra_forbidden":

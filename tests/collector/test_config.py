@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from spendscope.collector.config import CollectorSettings, Config, ConfigError, RetentionSettings, load_config
+from spendscope.collector.config import (
+    CollectorSettings,
+    Config,
+    ConfigError,
+    PricingSettings,
+    RetentionSettings,
+    load_config,
+)
 from spendscope.collector.durations import MAX_DURATION_S, format_duration, parse_duration
-from spendscope.collector.section import Section, declared, file_key
+from spendscope.collector.section import Flag, Int, Section, Text, declared, file_key, setting
 from spendscope.collector.sync.config import SyncSettings
+from spendscope.collector.validation import validate
 
 
 @pytest.mark.parametrize(
@@ -188,3 +196,75 @@ def test_sections_build_by_attribute_name_in_python() -> None:
     assert s.interval_s == 60 and s.configured and "sk-admin-z" not in repr(s)
     with pytest.raises(ValueError, match="frozen"):
         s.interval_s = 5  # type: ignore[misc]
+
+
+# Keys other changes will add, declared here as they would be, to show each is one declaration: the
+# loader, the messages, the overrides and the reference page need nothing else.
+class _Lake(Section):
+    """The shared store of several collectors."""
+
+    catalog: Text = setting(env="SPENDSCOPE_LAKE_CATALOG", help="The catalog database (a DSN).")
+    data_path: Text = setting(env="SPENDSCOPE_LAKE_DATA_PATH", help="Where the Parquet files go.")
+    replica: Text | None = setting(None, env="SPENDSCOPE_REPLICA", help="Unique per replica.")
+    ship_interval_s: Int = setting(10, ge=1, help="Committed local rows reach the lake this often.")
+
+
+class _Collector(CollectorSettings):
+    allowed_hosts: tuple[Text, ...] = setting((), help="Host names accepted on a loopback bind.")
+    allow_unauthenticated: Flag = setting(False, help="Start on a non-loopback bind without a token.")
+
+
+class _Pricing(PricingSettings):
+    extra_tables: tuple[Text, ...] = setting((), help="Extra price files, read after the bundled table.")
+
+
+class _Future(Config):
+    collector: _Collector = setting(default_factory=_Collector, help="The collector.")
+    pricing: _Pricing = setting(default_factory=_Pricing, help="Pricing.")
+    lake: _Lake | None = setting(None, help="Several collectors, one store.")  # a new section: one line
+
+
+def test_a_new_key_or_section_is_one_declaration() -> None:
+    assert validate(_Future, {}, path="c.toml", env={}).lake is None  # no [lake]: nothing changes
+    table = {
+        "lake": {
+            "catalog": "postgres:dbname=s",
+            "data_path": "/mnt/s/",
+            "ship_interval_s": 0,
+            "replcia": "a",
+        },
+        "collector": {"allowed_hosts": ["collector.internal", 5], "allow_unauthenticated": "yes"},
+        "pricing": {"extra_tables": "prices.toml"},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate(_Future, table, path="c.toml", env={"SPENDSCOPE_REPLICA": ""})
+    assert set(str(info.value).splitlines()) == {
+        "c.toml: lake.ship_interval_s: must be >= 1, got 0",
+        "c.toml: lake.replcia: unknown key; did you mean 'replica'? "
+        "(known: catalog, data_path, replica, ship_interval_s)",
+        "c.toml: collector.allowed_hosts[1]: must be a string, got 5",
+        "c.toml: collector.allow_unauthenticated: must be true or false, got 'yes'",
+        "c.toml: pricing.extra_tables: must be a list, got 'prices.toml'",
+    }
+    lake = validate(
+        _Future,
+        {"lake": {"data_path": "/mnt/s/"}},
+        path="c.toml",
+        env={"SPENDSCOPE_LAKE_CATALOG": "postgres:host=db", "SPENDSCOPE_REPLICA": "collector-b"},
+    ).lake
+    assert lake is not None and (lake.catalog, lake.replica, lake.ship_interval_s) == (
+        "postgres:host=db",
+        "collector-b",
+        10,
+    )
+
+
+def test_a_secret_is_never_echoed(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('[alerts.channels.s]\ntype = "slack"\nurl_env = "HOOK"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={"HOOK": "hooks.example/T0/s3cret"})
+    assert str(info.value) == f"{f}: alerts.channels.s.url: must be an http(s) URL"
+    f.write_text('[alerts.channels.s]\ntype = "slack"\nurl = "http://h/x"\nurl_env = "HOOK"\n')
+    with pytest.raises(ConfigError, match=r"alerts\.channels\.s\.url: give either url or url_env, not both"):
+        load_config(f, env={"HOOK": "http://h/y"})

@@ -226,10 +226,11 @@ def alert_routes(engine: AlertEngine) -> list[Route]:
         scope_key = doc.get("scope_key")
         if scope_key is not None and not isinstance(scope_key, str):
             raise ValueError("scope_key must be a string or null (every scope)")
+        value = doc.get("duration", "1h")
         try:
-            duration_s = parse_duration(doc.get("duration", "1h"))
+            duration_s = parse_duration(value)
         except ValueError as exc:
-            raise ValueError(f"duration: {exc}") from None
+            raise ValueError(f"duration: {exc}, got {value!r:.60}") from None
         reason = doc.get("reason")
         now = engine.clock()
         expires = now + timedelta(seconds=duration_s)

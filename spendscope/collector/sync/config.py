@@ -61,7 +61,7 @@ _WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 
 def _endpoint(name: str) -> str:
     if name not in ALL_ENDPOINTS:
-        raise ValueError(f"must be one of {', '.join(ALL_ENDPOINTS)}, got {name!r:.60}")
+        raise ValueError(f"must be one of {', '.join(ALL_ENDPOINTS)}")
     return name
 
 
