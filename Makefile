@@ -5,6 +5,7 @@ VENV2  := .venv-openai2
 PY     := $(VENV)/bin/python
 PY2    := $(VENV2)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
+LITELLM_DATA := .cache/litellm/.fetched
 # pip on some machines warns about local index folders that do not exist; keep the log readable.
 QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 SHELL := /bin/bash
@@ -18,7 +19,16 @@ help:
 	@echo "make bench  - run the benchmarks and print ratios against same-run baselines"
 	@echo "make docs   - build the documentation site into site/, every link and anchor checked"
 
-setup: $(VENV)/.installed $(VENV2)/.installed
+setup: $(VENV)/.installed $(VENV2)/.installed $(LITELLM_DATA)
+
+# LiteLLM's price map for the pricing tests: the pinned wheel only (no dependencies, never installed).
+# The wheel is platform-tagged, so the tags are named: the same file on every machine, checked by hash.
+$(LITELLM_DATA): requirements/litellm-data.txt $(VENV)/.installed
+	rm -rf .cache/litellm && mkdir -p .cache/litellm
+	$(PY) -m pip download $(PIP_FLAGS) --no-deps --require-hashes --only-binary=:all: \
+		--platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi abi3 \
+		-r requirements/litellm-data.txt -d .cache/litellm $(QUIET_PIP)
+	touch $@
 
 $(VENV)/.installed: pyproject.toml requirements/openai3.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "spendscope needs Python 3.11+"'
@@ -72,4 +82,4 @@ bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV2) .mypy_cache .ruff_cache .pytest_cache build site *.egg-info
+	rm -rf $(VENV) $(VENV2) .cache/litellm .mypy_cache .ruff_cache .pytest_cache build site *.egg-info

@@ -105,11 +105,12 @@ FROM calls WHERE start_time >= $start AND start_time < $end GROUP BY model ORDER
 
 def build_db(path: Path, rows: int, now: datetime) -> None:
     """``rows`` calls evenly spread over the 32 days before ``now``, rolled up."""
+    from spendscope.collector.components import migrate
     from spendscope.collector.rollups import roll_dirty_days
     from spendscope.collector.store import Store
 
     store = Store(str(path))
-    store.migrate()
+    migrate(store)
     con = store.connection
     span_us = int(timedelta(days=32).total_seconds() * 1e6)
     t0 = now - timedelta(days=32)

@@ -12,9 +12,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spendscope.collector.api import api_routes
+from spendscope.collector import components
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.receiver import TracesEndpoint
+from spendscope.collector.web import routes
 
 __all__ = ["BearerAuth", "create_app"]
 
@@ -57,11 +58,13 @@ def create_app(
     ctx: CollectorContext,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Starlette:
-    """Build the app. Component routes (``ctx.routes``) come first so they can replace placeholders."""
-    traces = TracesEndpoint(ctx)
-    ctx.extras["traces_endpoint"] = traces
-    routes: list[Any] = [*ctx.routes, Route("/v1/traces", traces.handle, methods=["POST"]), *api_routes(ctx)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    """Build the app: the OTLP receiver and every component's endpoints, behind the token if set."""
+    traces = ctx.traces = TracesEndpoint(ctx)
+    endpoints = [e for part in components.load() for e in part.endpoints]
+    app = Starlette(
+        routes=[Route("/v1/traces", traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
+        lifespan=lifespan,
+    )
     if ctx.config.token:
         app.add_middleware(BearerAuth, token=ctx.config.token)
     return app

@@ -14,13 +14,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Required, Self
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator, with_config
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from spendscope.collector.alerts.config import AlertsConfig
 from spendscope.collector.section import ConfigError, Int, Section, Size, Text, fail, setting
 from spendscope.collector.sync.config import SyncSettings
 from spendscope.collector.validation import validate
+from spendscope.pricing.build import ExtraTableRef, check_extra_tables, extra_table_refs
 
 __all__ = [
     "CONFIG_ENV",
@@ -131,13 +139,23 @@ class PriceOverride(TypedDict, total=False):
     model: Required[Text]
 
 
+_EXTRA_TABLES_HELP = (
+    "Extra price files (the reviewed table's format), below the reviewed table and the overrides, in "
+    "this order; a relative name is read next to the config file "
+    "([Pricing: extra tables](pricing.md#extra-price-tables))."
+)
+
+
 class PricingSettings(Section):
-    """Prices the collector applies over the bundled table."""
+    """Prices the collector applies besides the reviewed table."""
 
     overrides: tuple[PriceOverride, ...] = setting(
         (),
         help="`[[pricing.overrides]]`: negotiated or Azure prices, and aliases; each table has the keys of "
         "a price row and needs `model` ([Pricing](pricing.md#overrides-negotiated-discounts-azure)).",
+    )
+    extra_tables: Annotated[tuple[str, ...], BeforeValidator(check_extra_tables)] = setting(
+        (), help=_EXTRA_TABLES_HELP
     )
 
 
@@ -159,6 +177,11 @@ class Config(Section):
     path: str | None = setting(
         None, env=CONFIG_ENV, flag="--config", internal=True, help="The TOML config file."
     )
+
+    @property
+    def pricing_extra_tables(self) -> tuple[ExtraTableRef, ...]:
+        """``[pricing] extra_tables`` as files: a relative name is read next to the config file."""
+        return extra_table_refs(list(self.pricing.extra_tables), self.path)
 
 
 def load_config(

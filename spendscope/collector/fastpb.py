@@ -24,6 +24,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as PbDecodeError
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
@@ -69,8 +70,6 @@ class AttributeError_(ValueError):
 @cache
 def request_class() -> Any:
     """Build the view message classes once, on first use (no work at import)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     f = descriptor_pb2.FileDescriptorProto(
         name="spendscope_otlp_view.proto", package="spendscope.view", syntax="proto3"
     )

@@ -15,19 +15,17 @@ Each ``build_*`` takes the dirty days; ``None`` reads ``calls`` only (the refere
 from __future__ import annotations
 
 import calendar
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from spendscope.collector.api import BadRequest, parse_time
+from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.queries import (
     Agg,
@@ -42,12 +40,16 @@ from spendscope.collector.queries import (
     snapshot,
 )
 from spendscope.collector.rollups import INSIGHT_TOKENS, INSIGHTS
+from spendscope.collector.web import Choice, Endpoint, TimeRange, Values
+from spendscope.dimensions import DIMENSIONS
+from spendscope.isotime import format_time
 from spendscope.pricing import PriceTable, Usage, money_str, price_usage
 
 __all__ = [
     "BREAKDOWN_KEYS",
+    "COMPONENT",
+    "ENDPOINTS",
     "FILTER_COLUMNS",
-    "BadInput",
     "Scope",
     "build_breakdown",
     "build_dimensions",
@@ -60,22 +62,13 @@ __all__ = [
     "build_timeseries",
     "build_unpriced",
     "filter_sql",
-    "insights_routes",
     "latency_from_histograms",
     "latency_uses_histograms",
-    "parse_filters",
     "savings_by_model",
-    "setup",
 ]
 
 # Filter parameter → calls column.
-FILTER_COLUMNS: dict[str, str] = {
-    "project": "project",
-    "model": "model",
-    "service": "service",
-    "user": "user_id",
-    "feature": "feature",
-}
+FILTER_COLUMNS: dict[str, str] = DIMENSIONS
 # Breakdown key → SQL expression; "tag" is handled by unnesting the tags map.
 BREAKDOWN_KEYS: dict[str, str] = {
     **FILTER_COLUMNS,
@@ -85,8 +78,6 @@ BREAKDOWN_KEYS: dict[str, str] = {
     "tag": "tag",
 }
 _BUCKETS = frozenset({"hour", "day"})
-_MAX_VALUES = 50  # values per filter
-_DEFAULT_RANGE = timedelta(days=30)
 _MONEY_COLS = "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
 _TOKEN_COLS = (
     "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
@@ -96,45 +87,11 @@ _TOKEN_COLS = (
 )
 
 
-# One notion of bad query input and one ISO-time parser for the whole query API.
-BadInput = BadRequest
-
-
 @dataclass(frozen=True, slots=True)
 class Scope:
     start: datetime
     end: datetime
     filters: Mapping[str, tuple[str, ...]]
-
-
-def parse_filters(params: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for name in FILTER_COLUMNS:
-        raw = params.get(name)
-        if raw:
-            values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
-            if len(values) > _MAX_VALUES:
-                raise BadInput(f"{name}: at most {_MAX_VALUES} values")
-            if values:
-                out[name] = values
-    return out
-
-
-def _scope(ctx: CollectorContext, params: Mapping[str, str]) -> Scope:
-    end = parse_time("end", params.get("end") or None, ctx.clock())
-    start = parse_time("start", params.get("start") or None, end - _DEFAULT_RANGE)
-    if start >= end:
-        raise BadInput("start must be before end")
-    return Scope(start, end, parse_filters(params))
-
-
-def _choice(
-    params: Mapping[str, str], name: str, allowed: Mapping[str, str] | frozenset[str], default: str
-) -> str:
-    value = params.get(name) or default
-    if value not in allowed:
-        raise BadInput(f"{name}: {value!r} is not one of {', '.join(sorted(allowed))}")
-    return value
 
 
 def _filter_columns(scope: Scope) -> dict[str, tuple[str, ...]]:
@@ -336,7 +293,8 @@ def latency_from_histograms(
         ok = r.pop("calls") - r.pop("errors")
         if ok > 0:  # like the exact query: successful calls only
             day = r.pop("day", None)
-            b = {"bucket": _iso(datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC))} if day else {}
+            start = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) if day else None
+            b = {"bucket": format_time(start)} if start else {}
             out.append({**b, "key": r.pop("model"), "calls": ok, **r})
     return out
 
@@ -481,8 +439,41 @@ def savings_by_model(table: PriceTable, groups: list[dict[str, Any]]) -> list[di
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+class InsightsParams(TimeRange):
+    """The range and the exact-match filters every insights endpoint takes."""
+
+    project: Annotated[tuple[str, ...], Values()] = ()
+    model: Annotated[tuple[str, ...], Values()] = ()
+    service: Annotated[tuple[str, ...], Values()] = ()
+    user: Annotated[tuple[str, ...], Values()] = ()
+    feature: Annotated[tuple[str, ...], Values()] = ()
+
+    @property
+    def scope(self) -> Scope:
+        filters = {name: getattr(self, name) for name in FILTER_COLUMNS}
+        return Scope(self.start, self.end, {k: v for k, v in filters.items() if v})
+
+
+assert set(FILTER_COLUMNS) <= set(InsightsParams.model_fields), "a filter dimension has no parameter"
+
+
+class ByParams(InsightsParams):
+    by: Annotated[str, Choice(BREAKDOWN_KEYS)] = "model"
+
+
+class BucketParams(InsightsParams):
+    bucket: Annotated[str, Choice(_BUCKETS)] = "hour"
+
+
+class TimeseriesParams(InsightsParams):
+    bucket: Annotated[str, Choice(_BUCKETS)] = "day"
+    split: Annotated[str, Choice(set(BREAKDOWN_KEYS) - {"tag"})] = "model"
+
+
+class LatencyParams(InsightsParams):
+    by: Annotated[str, Choice(set(BREAKDOWN_KEYS) - {"tag"})] = "model"
+    bucket: Annotated[str | None, Choice(_BUCKETS)] = None
+    exact: bool = Field(False, description="exact percentiles from calls instead of the histograms")
 
 
 Routed = Callable[[list[date]], Query]
@@ -498,20 +489,18 @@ def _read(ctx: CollectorContext, build: Routed) -> list[dict[str, Any]]:
         cur.close()
 
 
-def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> JSONResponse:
-    return JSONResponse(
-        {
-            "start": _iso(scope.start),
-            "end": _iso(scope.end),
-            "filters": {k: list(v) for k, v in scope.filters.items()},
-            **extra,
-            "rows": rows,
-        }
-    )
+def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "start": format_time(scope.start),
+        "end": format_time(scope.end),
+        "filters": {k: list(v) for k, v in scope.filters.items()},
+        **extra,
+        "rows": rows,
+    }
 
 
-async def summary(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def summary(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     now = ctx.clock().astimezone(UTC)
     row = (await run_in_threadpool(_read, ctx, lambda dirty: build_summary(scope, now, dirty)))[0]
     out: dict[str, Any] = {}
@@ -524,7 +513,7 @@ async def summary(ctx: CollectorContext, request: Request) -> Response:
     return _envelope(
         scope,
         [{"period": k, **v} for k, v in out.items()],
-        now=_iso(now),
+        now=format_time(now),
         today=out["today"],
         month_to_date=out["month"],
         range=out["range"],
@@ -532,41 +521,36 @@ async def summary(ctx: CollectorContext, request: Request) -> Response:
     )
 
 
-async def breakdown(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    key = _choice(request.query_params, "by", BREAKDOWN_KEYS, "model")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_breakdown(scope, key, dirty))
-    return _envelope(scope, rows, by=key)
+async def breakdown(ctx: CollectorContext, p: ByParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_breakdown(scope, p.by, dirty))
+    return _envelope(scope, rows, by=p.by)
 
 
-async def timeseries(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "day")
-    split = _choice(request.query_params, "split", BREAKDOWN_KEYS, "model")
-    if split == "tag":
-        raise BadInput("split: tag is not supported for time series; use breakdown?by=tag")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_timeseries(scope, bucket, split, dirty))
-    return _envelope(scope, rows, bucket=bucket, split=split)
+async def timeseries(ctx: CollectorContext, p: TimeseriesParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(
+        _read, ctx, lambda dirty: build_timeseries(scope, p.bucket, p.split, dirty)
+    )
+    return _envelope(scope, rows, bucket=p.bucket, split=p.split)
 
 
-async def headroom(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_headroom(scope, bucket, dirty))
-    return _envelope(scope, rows, bucket=bucket)
+async def headroom(ctx: CollectorContext, p: BucketParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_headroom(scope, p.bucket, dirty))
+    return _envelope(scope, rows, bucket=p.bucket)
 
 
-async def errors(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def errors(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda dirty: build_errors(scope, dirty))
     return _envelope(scope, rows)
 
 
-async def error_rate(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_error_rate(scope, bucket, dirty))
-    return _envelope(scope, rows, bucket=bucket)
+async def error_rate(ctx: CollectorContext, p: BucketParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_error_rate(scope, p.bucket, dirty))
+    return _envelope(scope, rows, bucket=p.bucket)
 
 
 def _latency_rows(
@@ -582,33 +566,27 @@ def _latency_rows(
         cur.close()
 
 
-async def latency(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    key = _choice(request.query_params, "by", BREAKDOWN_KEYS, "model")
-    if key == "tag":
-        raise BadInput("by: tag is not supported for latency")
-    raw_bucket = request.query_params.get("bucket")
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "day") if raw_bucket else None
-    exact = request.query_params.get("exact") == "true"
-    approximate = not exact and latency_uses_histograms(scope, key, bucket)
-    rows = await run_in_threadpool(_latency_rows, ctx, scope, key, bucket, approximate)
-    return _envelope(scope, rows, by=key, bucket=bucket, approximate=approximate)
+async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:
+    scope = p.scope
+    approximate = not p.exact and latency_uses_histograms(scope, p.by, p.bucket)
+    rows = await run_in_threadpool(_latency_rows, ctx, scope, p.by, p.bucket, approximate)
+    return _envelope(scope, rows, by=p.by, bucket=p.bucket, approximate=approximate)
 
 
-async def dimensions(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def dimensions(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda dirty: build_dimensions(scope, dirty))
     return _envelope(scope, rows)
 
 
-async def unpriced(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def unpriced(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda _dirty: build_unpriced(scope))
     return _envelope(scope, rows)
 
 
-async def savings(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def savings(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     groups = await run_in_threadpool(_read, ctx, lambda dirty: build_savings_groups(scope, dirty))
     rows = await run_in_threadpool(savings_by_model, ctx.prices, groups)
     totals = {
@@ -618,39 +596,21 @@ async def savings(ctx: CollectorContext, request: Request) -> Response:
     return _envelope(scope, rows, totals=totals)
 
 
-Endpoint = Callable[[CollectorContext, Request], Awaitable[Response]]
+def _endpoint(name: str, handler: Any, params: type[InsightsParams], summary: str) -> Endpoint:
+    return Endpoint("GET", f"/api/v1/insights/{name}", handler, params, summary, tag="insights")
 
 
-def _guard(fn: Endpoint, ctx: CollectorContext) -> Callable[[Request], Awaitable[Response]]:
-    async def handler(request: Request) -> Response:
-        try:
-            return await fn(ctx, request)
-        except BadInput as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+ENDPOINTS = (
+    _endpoint("summary", summary, InsightsParams, "Spend today, this month and in the range"),
+    _endpoint("breakdown", breakdown, ByParams, "Spend, tokens and calls by one dimension"),
+    _endpoint("timeseries", timeseries, TimeseriesParams, "Spend over time, split by a dimension"),
+    _endpoint("headroom", headroom, BucketParams, "Rate-limit headroom and 429s over time"),
+    _endpoint("errors", errors, InsightsParams, "Errors by type, model and status"),
+    _endpoint("error_rate", error_rate, BucketParams, "Error rate over time"),
+    _endpoint("latency", latency, LatencyParams, "Latency percentiles by a dimension"),
+    _endpoint("dimensions", dimensions, InsightsParams, "Values seen per filter dimension"),
+    _endpoint("unpriced", unpriced, InsightsParams, "Calls without a price, by model"),
+    _endpoint("savings", savings, InsightsParams, "Savings from cached input and the Batch API"),
+)
 
-    return handler
-
-
-_ENDPOINTS: dict[str, Endpoint] = {
-    "summary": summary,
-    "breakdown": breakdown,
-    "timeseries": timeseries,
-    "headroom": headroom,
-    "errors": errors,
-    "error_rate": error_rate,
-    "latency": latency,
-    "dimensions": dimensions,
-    "unpriced": unpriced,
-    "savings": savings,
-}
-
-
-def insights_routes(ctx: CollectorContext) -> list[Route]:
-    return [
-        Route(f"/api/v1/insights/{name}", _guard(fn, ctx), methods=["GET"]) for name, fn in _ENDPOINTS.items()
-    ]
-
-
-def setup(ctx: CollectorContext) -> None:
-    """Collector component hook: add the insights routes (auth is the app's middleware)."""
-    ctx.routes.extend(insights_routes(ctx))
+COMPONENT = Component("insights", ENDPOINTS)

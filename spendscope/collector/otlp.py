@@ -16,6 +16,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, NamedTuple, TypeVar
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
 from spendscope.collector.fastpb import (
     AttributeCache,
     AttributeError_,
@@ -107,8 +112,6 @@ def _pb_attrs(kvs: Any) -> dict[str, Any]:
 
 def decode_protobuf_generic(body: bytes) -> list[SpanData]:
     """The straightforward walk of the generated classes (reference for :func:`decode_protobuf`)."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
     try:
         req = ExportTraceServiceRequest.FromString(body)
     except PbDecodeError as exc:
@@ -197,8 +200,6 @@ def walk_protobuf(
 
 
 def encode_response_protobuf(rejected: int, message: str) -> bytes:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
     resp = ExportTraceServiceResponse()
     if rejected or message:
         resp.partial_success.rejected_spans = rejected

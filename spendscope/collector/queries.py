@@ -40,6 +40,7 @@ __all__ = [
     "build_spend",
     "build_union",
     "fetch_dicts",
+    "fetch_rows",
     "filter_conds",
     "key_col",
     "latency_from_hist",
@@ -448,11 +449,19 @@ def _json_column(column: Any) -> list[Any]:
     return [to_json_value(v) for v in values]
 
 
+def _used_params(q: Query) -> dict[str, Any]:
+    # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
+    return {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
+
+
+def fetch_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[tuple[Any, ...]]:
+    """The rows as Python values (no TIMESTAMPTZ columns: DuckDB converts those through pytz)."""
+    return con.execute(q.sql, _used_params(q)).fetchall()
+
+
 def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]]:
     # Through Arrow: DuckDB's own Python conversion of TIMESTAMPTZ needs pytz, Arrow uses zoneinfo.
-    # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
-    params = {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
-    table = con.sql(q.sql, params=params).to_arrow_table()
+    table = con.sql(q.sql, params=_used_params(q)).to_arrow_table()
     names = table.column_names
     columns = [_json_column(table.column(i)) for i in range(len(names))]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
 import anyio
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -48,12 +49,7 @@ _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
 def _status_body(kind: str, http_status: int, message: str) -> bytes:
     code = _RPC_CODE.get(http_status, 2)
     if kind == _PROTOBUF:
-        try:
-            from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
-
-            return bytes(Status(code=code, message=message).SerializeToString())
-        except ImportError:  # googleapis-common-protos is a dependency of the exporter, but be safe
-            pass
+        return bytes(Status(code=code, message=message).SerializeToString())
     return json.dumps({"code": code, "message": message}).encode()
 
 
@@ -113,7 +109,7 @@ class TracesEndpoint:
         try:
             body = await self._read_body(request)
             encoding = request.headers.get("content-encoding", "")
-            pool = self.ctx.extras.get("decode_pool")
+            pool = self.ctx.decode_pool
             if pool is None:
                 pricer = self.ctx.pricer
                 assert pricer is not None
@@ -122,7 +118,7 @@ class TracesEndpoint:
                 )
             else:
                 async with self._limiter:
-                    fut = pool.submit(prepare, body, encoding, is_json, self.max_body)
+                    fut = pool.executor.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))
@@ -130,9 +126,8 @@ class TracesEndpoint:
             return self._error(kind, 400, str(exc))
         except BrokenProcessPool:
             log.error("a decode worker died; restarting the pool")
-            restart = self.ctx.extras.get("restart_decode_pool")
-            if restart is not None:
-                restart()
+            if self.ctx.decode_pool is not None:
+                self.ctx.decode_pool.restart()
             return self._error(kind, 503, "decoder restarted, retry later", retry=True)
         del body
         batch = self._drop_expired(batch)

@@ -7,7 +7,6 @@ queue, checkpoints DuckDB and closes the file.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -15,23 +14,28 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
-import duckdb
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 
+from spendscope.collector import components
 from spendscope.collector.app import create_app
-from spendscope.collector.components import COMPONENTS
 from spendscope.collector.config import Config
 from spendscope.collector.context import CollectorContext, utc_now
-from spendscope.collector.ingest import Writer, epoch_dates
+from spendscope.collector.core import rollup_now, safely
+from spendscope.collector.ingest import Writer
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
-from spendscope.collector.rollups import apply_retention, roll_dirty_days
+from spendscope.collector.rollups import roll_dirty_days
 from spendscope.collector.store import Store
 from spendscope.collector.warmup import warm_up
+from spendscope.collector.workers import DecodePool, auto_workers
+from spendscope.pricing import PriceDataError
+from spendscope.pricing.build import PriceSources, build_price_table
 
 __all__ = [
     "JsonLogFormatter",
@@ -77,10 +81,6 @@ def configure_logging(level: str) -> None:
 
 def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> CollectorContext:
     """Open the store, apply migrations, load prices and run each component's ``setup``."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from spendscope.pricing import PriceTable
-
     settings = config.collector
     store = Store(
         settings.db_path,
@@ -88,14 +88,17 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         memory_limit=settings.duckdb_memory_limit,
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
-    store.migrate()
-    table = PriceTable.default()
-    if config.pricing.overrides:
-        table = table.with_overrides(list(config.pricing.overrides))
+    components.migrate(store)
+    sources = PriceSources.load(config.pricing.overrides, config.pricing_extra_tables)
+    table = build_price_table(sources)
+    for hidden in table.shadowed():
+        if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
+            log.warning("%s", hidden.describe())
     record_price_version(store.connection, table, clock())
     scheduler = BackgroundScheduler(timezone="UTC")
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
     ctx.pricer = Pricer(table)
+    ctx.price_sources = sources  # the decode workers build the same table from it
     ctx.writer = Writer(
         store,
         max_queue_spans=settings.max_queue_spans,
@@ -103,24 +106,9 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         linger_s=settings.writer_linger_ms / 1000,
     )
     store.attach_writer(ctx.writer)
-    scheduler.add_job(
-        lambda: _safe(lambda: rollup_now(ctx)),
-        "interval",
-        seconds=settings.rollup_interval_s,
-        id="spendscope.rollups",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        lambda: _safe(lambda: store.run_write(lambda con: apply_retention(con, clock(), config.retention))),
-        "interval",
-        hours=1,
-        id="spendscope.retention",
-        max_instances=1,
-        coalesce=True,
-    )
-    for name in COMPONENTS:
-        importlib.import_module(name).setup(ctx)
+    for part in components.load():
+        if part.setup is not None:
+            part.setup(ctx)
     return ctx
 
 
@@ -134,60 +122,13 @@ def default_duckdb_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-# Days re-rolled per writer task: a backfill of many days (a migration, a long outage) then lets
-# ingest commits run between its steps instead of holding the writer for its whole length.
-ROLLUP_DAYS_PER_TASK = 4
-
-
-def rollup_now(ctx: CollectorContext) -> int:
-    """Re-roll the dirty days that have settled, in the writer thread, a few days per task.
-
-    A day that commits touched since the previous pass is left for a later one: it is still
-    receiving calls, so its rollup would be stale at once (queries read its calls meanwhile), and
-    re-rolling a busy current day every interval grows with the day until it costs more than
-    ingest itself. Returns how many days were rolled.
-    """
-    busy: list[date] | None = None
-
-    def task(con: duckdb.DuckDBPyConnection) -> int:
-        nonlocal busy
-        if busy is None:
-            busy = epoch_dates(ctx.writer.marked_days) if ctx.writer is not None else []
-            if ctx.writer is not None:
-                ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
-        return roll_dirty_days(con, ctx.clock(), limit=ROLLUP_DAYS_PER_TASK, skip=busy)
-
-    total = 0
-    while True:
-        n = ctx.store.run_write(task)
-        total += n
-        if n < ROLLUP_DAYS_PER_TASK:
-            return total
-
-
-def _safe(fn: Callable[[], Any]) -> None:
-    try:
-        fn()
-    except Exception:
-        log.exception("scheduled job failed")
-
-
 def _start_decode_pool(ctx: CollectorContext) -> None:
-    from spendscope.collector.workers import auto_workers, make_pool
-
     settings = ctx.config.collector
     n = settings.decode_workers if settings.decode_workers is not None else auto_workers()
     if n <= 0:
         return
-
-    def restart() -> None:
-        old = ctx.extras.get("decode_pool")
-        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing.overrides)
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-
-    ctx.extras["restart_decode_pool"] = restart
-    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing.overrides)
+    assert ctx.price_sources is not None
+    ctx.decode_pool = DecodePool(n, ctx.price_sources)
     log.info("decoding in %d worker process(es)", n)
 
 
@@ -200,25 +141,22 @@ def start(ctx: CollectorContext) -> None:
     ctx.writer.submit(lambda con: warm_up(pricer, con))
     ctx.scheduler.start()
     # Roll up what an earlier run left dirty, off the request path.
-    ctx.scheduler.add_job(
-        lambda: _safe(lambda: rollup_now(ctx)),
-        id="spendscope.rollups.startup",
-    )
+    ctx.scheduler.add_job(safely(lambda: rollup_now(ctx)), id="spendscope.rollups.startup")
 
 
 def shutdown(ctx: CollectorContext) -> None:
     """Stop jobs, drain and commit the queue, checkpoint and close. Idempotent."""
-    if ctx.extras.get("shut_down"):
+    if ctx.shut_down:
         return
-    ctx.extras["shut_down"] = True
+    ctx.shut_down = True
     try:
         if ctx.scheduler.running:
             ctx.scheduler.shutdown(wait=True)
     except Exception:
         log.exception("scheduler shutdown failed")
-    pool = ctx.extras.pop("decode_pool", None)
+    pool, ctx.decode_pool = ctx.decode_pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
     if ctx.writer is not None:
         pending = ctx.writer.pending_spans
         if not ctx.writer.stop(timeout=120):
@@ -235,10 +173,6 @@ def shutdown(ctx: CollectorContext) -> None:
 
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    import uvicorn
-
-    from spendscope.pricing import PriceDataError
-
     configure_logging(config.collector.log_level)
     try:
         ctx = build_context(config)

@@ -13,6 +13,9 @@ import time
 
 import duckdb
 import pyarrow as pa
+import pyarrow.acero
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from spendscope import semconv as sc
 from spendscope.collector.ingest import build_batch, insert_batch
@@ -27,9 +30,6 @@ log = logging.getLogger("spendscope.collector.warmup")
 
 def sample_request() -> bytes:
     """An OTLP protobuf export of one priced chat span, as our SDK sends it."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     rs.resource.attributes.append(KeyValue(key=sc.SERVICE_NAME, value=AnyValue(string_value="warmup")))
@@ -61,8 +61,6 @@ def warm_receiver(pricer: Pricer) -> pa.Table | None:
 
 def warm_store(con: duckdb.DuckDBPyConnection, table: pa.Table | None) -> None:
     """Run the writer's steps on ``table`` in a transaction that is rolled back."""
-    import pyarrow.acero  # noqa: F401  (the writer's repeat check groups with it)
-
     if table is None:
         return
     starts = table.column("start_ns")

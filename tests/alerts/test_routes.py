@@ -12,8 +12,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from spendscope.collector.alerts.engine import AlertEngine
-from spendscope.collector.alerts.routes import alert_routes
+from spendscope.collector.alerts.routes import ENDPOINTS
+from spendscope.collector.config import Config
+from spendscope.collector.context import CollectorContext
 from spendscope.collector.store import Store
+from spendscope.collector.web import routes
+from spendscope.pricing import PriceTable
 
 from .helpers import T0, Clock, add_call, config, open_store
 
@@ -39,7 +43,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, AlertEngine, Clock, Stor
     store = open_store(tmp_path / "routes.duckdb")
     clock = Clock(T0)
     engine = AlertEngine(config(TEXT), store, clock)  # no worker: deliveries stay pending
-    with TestClient(Starlette(routes=alert_routes(engine))) as client:
+    ctx = CollectorContext(Config(), store, PriceTable.default(), None, clock, alerts=engine)
+    with TestClient(Starlette(routes=routes(ctx, ENDPOINTS))) as client:
         yield client, engine, clock, store
     store.close()
 

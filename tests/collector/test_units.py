@@ -9,8 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spendscope.collector.api import BadRequest, parse_group_by, parse_time
-from spendscope.collector.cli import parse_since
 from spendscope.collector.config import ConfigError, load_config
 from spendscope.collector.normalize import Rejected, normalize, rows_from_protobuf
 from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic, walk_protobuf
@@ -18,6 +16,8 @@ from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.collector.queries import build_spend
 from spendscope.collector.schema import ROW_FIELDS
 from spendscope.collector.store import Store
+from spendscope.collector.web import Keys, parse_time
+from spendscope.isotime import parse_since
 from spendscope.pricing import PriceTable, Usage, price_usage
 from tests.collector.helpers import genai_attrs, make_request, span_dict
 
@@ -256,15 +256,21 @@ def test_config_duckdb_sizes(tmp_path: Path) -> None:
 
 
 def test_query_inputs_and_rollup_routing() -> None:
-    assert parse_time("x", "2026-01-02") == datetime(2026, 1, 2, tzinfo=UTC)
-    assert parse_time("x", "2026-01-02T03:00:00+01:00") == datetime(2026, 1, 2, 2, tzinfo=UTC)
-    with pytest.raises(BadRequest, match="time zone"):
-        parse_time("start", "2026-01-02T03:00:00")
-    with pytest.raises(BadRequest, match="start: 'soon'"):
-        parse_time("start", "soon")
-    assert parse_group_by("day, model") == ["day", "model"]
-    with pytest.raises(BadRequest, match="repeated"):
-        parse_group_by("day,day")
+    assert parse_time("2026-01-02") == datetime(2026, 1, 2, tzinfo=UTC)
+    assert parse_time("2026-01-02T03:00:00+01:00") == datetime(2026, 1, 2, 2, tzinfo=UTC)
+    with pytest.raises(ValueError, match="time zone"):
+        parse_time("2026-01-02T03:00:00")
+    with pytest.raises(ValueError, match="'soon'"):
+        parse_time("soon")
+    for extreme in ("0001-01-01", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_time(extreme)
+    keys = Keys(["day", "model"])
+    assert keys.parse("day, model") == ("day", "model")
+    with pytest.raises(ValueError, match="repeated"):
+        keys.parse("day,day")
+    with pytest.raises(ValueError, match="unknown key 'user'"):
+        keys.parse("user")
     s, e = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC)
     assert "rollup_daily" in build_spend(s, e, ["day", "model"], []).sql
     assert "rollup_daily" not in build_spend(s, e, ["day", "model"], None).sql

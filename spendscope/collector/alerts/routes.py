@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse
 
 from spendscope.collector.alerts.engine import AlertEngine
 from spendscope.collector.alerts.state import event_payload, ts
-from spendscope.collector.durations import parse_duration
+from spendscope.collector.context import CollectorContext
+from spendscope.collector.durations import Duration
+from spendscope.collector.web import ApiError, Choice, Endpoint, Limit, Params
 
-__all__ = ["alert_routes", "list_alerts", "list_deliveries"]
+__all__ = ["ENDPOINTS", "list_alerts", "list_deliveries"]
 
 _STATES = {"firing": ("firing",), "resolved": ("resolved",), "all": ("pending", "firing", "resolved")}
 
@@ -115,168 +116,177 @@ def list_deliveries(cur: duckdb.DuckDBPyConnection, status: str | None, limit: i
     ]
 
 
-def _limit(request: Request, default: int = 100) -> int:
-    raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        raise ValueError("limit must be an integer between 1 and 10000")
-    return int(raw)
+def _engine(ctx: CollectorContext) -> AlertEngine:
+    if ctx.alerts is None:
+        raise ApiError(503, "alerts are not set up in this collector")
+    return ctx.alerts
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+def _read(ctx: CollectorContext, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+    cur = ctx.store.cursor()
+    try:
+        return fn(cur)
+    finally:
+        cur.close()
 
 
-def alert_routes(engine: AlertEngine) -> list[Route]:
-    store = engine.store
+class AlertsParams(Params):
+    state: Annotated[str, Choice(_STATES)] = "firing"
+    limit: Annotated[int, Limit()] = 500
 
-    def read(fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        cur = store.cursor()
-        try:
-            return fn(cur)
-        finally:
-            cur.close()
 
-    def guard(fn: Handler) -> Handler:
-        async def handler(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
+async def alerts(ctx: CollectorContext, p: AlertsParams) -> dict[str, Any]:
+    now = _engine(ctx).clock()
+    rows = await run_in_threadpool(_read, ctx, lambda cur: list_alerts(cur, p.state, now, p.limit))
+    # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
+    return {"rows": rows}
 
-        return handler
 
-    async def alerts(request: Request) -> Response:
-        state = request.query_params.get("state", "firing")
-        if state not in _STATES:
-            raise ValueError("state must be firing, resolved or all")
-        limit = _limit(request, 500)
-        now = engine.clock()
-        rows = await run_in_threadpool(read, lambda cur: list_alerts(cur, state, now, limit))
-        # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
-        return JSONResponse({"rows": rows})
+async def status(ctx: CollectorContext, p: Params) -> dict[str, Any]:
+    engine = _engine(ctx)
+    failed = await run_in_threadpool(_read, ctx, lambda cur: list_deliveries(cur, "failed", 20))
+    tick = engine.last_tick
+    return {
+        "rules": [
+            {"name": r.name, "kind": r.kind, "severity": r.severity, "channels": list(r.channels)}
+            for r in engine.config.rules
+        ],
+        "channels": [{"name": c.name, "type": c.type} for c in engine.config.channels.values()],
+        "interval_s": engine.config.interval_s,
+        "last_evaluated_at": _iso(tick.at) if tick else None,
+        "rule_errors": tick.errors if tick else {},
+        "failed_deliveries": failed,
+    }
 
-    async def status(request: Request) -> Response:
-        failed = await run_in_threadpool(read, lambda cur: list_deliveries(cur, "failed", 20))
-        tick = engine.last_tick
-        return JSONResponse(
-            {
-                "rules": [
-                    {"name": r.name, "kind": r.kind, "severity": r.severity, "channels": list(r.channels)}
-                    for r in engine.config.rules
-                ],
-                "channels": [{"name": c.name, "type": c.type} for c in engine.config.channels.values()],
-                "interval_s": engine.config.interval_s,
-                "last_evaluated_at": _iso(tick.at) if tick else None,
-                "rule_errors": tick.errors if tick else {},
-                "failed_deliveries": failed,
-            }
+
+class DeliveriesParams(Params):
+    status: Annotated[str | None, Choice(("pending", "delivered", "failed"))] = None
+    limit: Annotated[int, Limit()] = 100
+
+
+async def deliveries(ctx: CollectorContext, p: DeliveriesParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(_read, ctx, lambda cur: list_deliveries(cur, p.status, p.limit))
+    return {"rows": rows}
+
+
+class RuleParams(Params):
+    rule: str = Field(max_length=200, description="the rule's name")
+
+
+async def test(ctx: CollectorContext, p: RuleParams) -> dict[str, Any]:
+    engine = _engine(ctx)
+    rule = engine.config.rule(p.rule)
+    if rule is None:
+        raise ApiError(404, f"no rule named {p.rule!r}", ok=False)
+    if not rule.channels:
+        raise ApiError(409, f"rule {p.rule!r} has no channels", ok=False)
+    event = await run_in_threadpool(engine.test_event, rule)
+    return {"ok": True, "channels": list(rule.channels), "event": event_payload(event)}
+
+
+_SILENCE_KEYS = ("silence_id", "rule", "scope_key", "reason", "created_at", "expires_at")
+
+
+async def silences(ctx: CollectorContext, p: Params) -> dict[str, Any]:
+    now = _engine(ctx).clock()
+    rows = await run_in_threadpool(
+        _read,
+        ctx,
+        lambda cur: cur.execute(
+            "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
+            "FROM alert_silences WHERE expires_at > ? ORDER BY silence_id",
+            [now],
+        ).fetchall(),
+    )
+    return {
+        "rows": [
+            {k: (_iso(ts(v)) if k.endswith("_at") else v) for k, v in zip(_SILENCE_KEYS, r, strict=True)}
+            for r in rows
+        ]
+    }
+
+
+class SilenceBody(Params):
+    rule: str = Field(max_length=200, description="the rule to silence")
+    scope_key: str | None = Field(None, max_length=4096, description="one scope; null silences every scope")
+    # The config's one duration syntax and bounds: a silence of 1e30 seconds is a 400, not a date overflow.
+    duration: Duration = Field(3600, description="seconds, or a duration such as 90m, 1.5h, 2d, 1w")
+    reason: str | None = Field(None, max_length=4096)
+
+
+async def add_silence(ctx: CollectorContext, p: SilenceBody) -> JSONResponse:
+    engine = _engine(ctx)
+    if engine.config.rule(p.rule) is None:
+        raise ApiError(400, f"rule: no rule named {p.rule!r}")
+    now = engine.clock()
+    expires = now + timedelta(seconds=p.duration)
+
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        row = con.execute(
+            "INSERT INTO alert_silences VALUES (nextval('alert_silence_seq'), ?, ?, ?, ?, ?) "
+            "RETURNING silence_id",
+            [p.rule, p.scope_key, p.reason, now, expires],
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    silence_id = await run_in_threadpool(ctx.store.run_write, write)
+    return JSONResponse(
+        {
+            "silence_id": silence_id,
+            "rule": p.rule,
+            "scope_key": p.scope_key,
+            "expires_at": expires.isoformat(),
+        },
+        status_code=201,
+    )
+
+
+class SilenceIdParams(Params):
+    silence_id: int = Field(ge=1, lt=1 << 62)
+
+
+async def delete_silence(ctx: CollectorContext, p: SilenceIdParams) -> dict[str, Any]:
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        rows = con.execute(
+            "DELETE FROM alert_silences WHERE silence_id = ? RETURNING silence_id", [p.silence_id]
         )
+        return len(rows.fetchall())
 
-    async def deliveries(request: Request) -> Response:
-        status = request.query_params.get("status")
-        if status not in (None, "pending", "delivered", "failed"):
-            raise ValueError("status must be pending, delivered or failed")
-        limit = _limit(request)
-        rows = await run_in_threadpool(read, lambda cur: list_deliveries(cur, status, limit))
-        return JSONResponse({"rows": rows})
+    if not await run_in_threadpool(ctx.store.run_write, write):
+        raise ApiError(404, f"no silence {p.silence_id}")
+    return {"ok": True}
 
-    async def test(request: Request) -> Response:
-        name = request.path_params["rule"]
-        rule = engine.config.rule(name)
-        if rule is None:
-            return JSONResponse({"ok": False, "error": f"no rule named {name!r}"}, status_code=404)
-        if not rule.channels:
-            return JSONResponse({"ok": False, "error": f"rule {name!r} has no channels"}, status_code=409)
-        event = await run_in_threadpool(engine.test_event, rule)
-        return JSONResponse({"ok": True, "channels": list(rule.channels), "event": event_payload(event)})
 
-    async def silences(request: Request) -> Response:
-        now = engine.clock()
-        rows = await run_in_threadpool(
-            read,
-            lambda cur: cur.execute(
-                "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
-                "FROM alert_silences "
-                "WHERE expires_at > ? ORDER BY silence_id",
-                [now],
-            ).fetchall(),
-        )
-        keys = ("silence_id", "rule", "scope_key", "reason", "created_at", "expires_at")
-        return JSONResponse(
-            {
-                "rows": [
-                    {k: (_iso(ts(v)) if k.endswith("_at") else v) for k, v in zip(keys, r, strict=True)}
-                    for r in rows
-                ]
-            }
-        )
-
-    async def add_silence(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > 64 * 1024:
-            raise ValueError("body too large")
-        try:
-            doc = json.loads(body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ValueError("body must be a JSON object")
-        rule = doc.get("rule")
-        if engine.config.rule(str(rule)) is None:
-            raise ValueError(f"rule: no rule named {rule!r}")
-        scope_key = doc.get("scope_key")
-        if scope_key is not None and not isinstance(scope_key, str):
-            raise ValueError("scope_key must be a string or null (every scope)")
-        value = doc.get("duration", "1h")
-        try:
-            duration_s = parse_duration(value)
-        except ValueError as exc:
-            raise ValueError(f"duration: {exc}, got {value!r:.60}") from None
-        reason = doc.get("reason")
-        now = engine.clock()
-        expires = now + timedelta(seconds=duration_s)
-
-        def write(con: duckdb.DuckDBPyConnection) -> int:
-            row = con.execute(
-                "INSERT INTO alert_silences VALUES (nextval('alert_silence_seq'), ?, ?, ?, ?, ?) "
-                "RETURNING silence_id",
-                [rule, scope_key, str(reason) if reason is not None else None, now, expires],
-            ).fetchone()
-            assert row is not None
-            return int(row[0])
-
-        silence_id = await run_in_threadpool(store.run_write, write)
-        return JSONResponse(
-            {
-                "silence_id": silence_id,
-                "rule": rule,
-                "scope_key": scope_key,
-                "expires_at": expires.isoformat(),
-            },
-            status_code=201,
-        )
-
-    async def delete_silence(request: Request) -> Response:
-        raw = request.path_params["silence_id"]
-        if not str(raw).isdigit():
-            raise ValueError("silence id must be an integer")
-
-        def write(con: duckdb.DuckDBPyConnection) -> int:
-            rows = con.execute(
-                "DELETE FROM alert_silences WHERE silence_id = ? RETURNING silence_id", [int(raw)]
-            )
-            return len(rows.fetchall())
-
-        n = await run_in_threadpool(store.run_write, write)
-        if not n:
-            return JSONResponse({"error": f"no silence {raw}"}, status_code=404)
-        return JSONResponse({"ok": True})
-
-    return [
-        Route("/api/v1/alerts", guard(alerts), methods=["GET"]),
-        Route("/api/v1/alerts/status", guard(status), methods=["GET"]),
-        Route("/api/v1/alerts/deliveries", guard(deliveries), methods=["GET"]),
-        Route("/api/v1/alerts/silences", guard(silences), methods=["GET"]),
-        Route("/api/v1/alerts/silences", guard(add_silence), methods=["POST"]),
-        Route("/api/v1/alerts/silences/{silence_id}", guard(delete_silence), methods=["DELETE"]),
-        Route("/api/v1/alerts/{rule}/test", guard(test), methods=["POST"]),
-    ]
+ENDPOINTS = (
+    Endpoint("GET", "/api/v1/alerts", alerts, AlertsParams, "Alert instances by state", tag="alerts"),
+    Endpoint("GET", "/api/v1/alerts/status", status, summary="Rules, channels and evaluation", tag="alerts"),
+    Endpoint(
+        "GET",
+        "/api/v1/alerts/deliveries",
+        deliveries,
+        DeliveriesParams,
+        "Notification attempts",
+        tag="alerts",
+    ),
+    Endpoint("GET", "/api/v1/alerts/silences", silences, summary="Silences in force", tag="alerts"),
+    Endpoint("POST", "/api/v1/alerts/silences", add_silence, SilenceBody, "Silence a rule", tag="alerts"),
+    Endpoint(
+        "DELETE",
+        "/api/v1/alerts/silences/{silence_id}",
+        delete_silence,
+        SilenceIdParams,
+        "End a silence",
+        errors={404: "no such silence"},
+        tag="alerts",
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/alerts/{rule}/test",
+        test,
+        RuleParams,
+        "Send a test notification of a rule to its channels",
+        errors={404: "no such rule", 409: "the rule has no channels"},
+        tag="alerts",
+    ),
+)

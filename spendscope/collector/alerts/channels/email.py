@@ -7,8 +7,8 @@ import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome
 from spendscope.collector.alerts.channels.text import title
+from spendscope.collector.alerts.channels.transport import Outcome
 from spendscope.collector.alerts.config import EmailChannel
 
 __all__ = ["render", "send"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome, post_json
 from spendscope.collector.alerts.channels.text import title
+from spendscope.collector.alerts.channels.transport import Outcome, post_json
 from spendscope.collector.alerts.config import SlackChannel
 
 __all__ = ["render", "send"]
