@@ -11,7 +11,6 @@ from spendscope.collector.config import (
     CollectorSettings,
     Config,
     ConfigError,
-    PricingSettings,
     RetentionSettings,
     load_config,
 )
@@ -199,7 +198,8 @@ def test_sections_build_by_attribute_name_in_python() -> None:
 
 
 # Keys other changes will add, declared here as they would be, to show each is one declaration: the
-# loader, the messages, the overrides and the reference page need nothing else.
+# loader, the messages, the overrides and the reference page need nothing else. ([pricing]
+# extra_tables has landed as such a declaration in config.py.)
 class _Lake(Section):
     """The shared store of several collectors."""
 
@@ -214,13 +214,8 @@ class _Collector(CollectorSettings):
     allow_unauthenticated: Flag = setting(False, help="Start on a non-loopback bind without a token.")
 
 
-class _Pricing(PricingSettings):
-    extra_tables: tuple[Text, ...] = setting((), help="Extra price files, read after the bundled table.")
-
-
 class _Future(Config):
     collector: _Collector = setting(default_factory=_Collector, help="The collector.")
-    pricing: _Pricing = setting(default_factory=_Pricing, help="Pricing.")
     lake: _Lake | None = setting(None, help="Several collectors, one store.")  # a new section: one line
 
 
@@ -244,7 +239,7 @@ def test_a_new_key_or_section_is_one_declaration() -> None:
         "(known: catalog, data_path, replica, ship_interval_s)",
         "c.toml: collector.allowed_hosts[1]: must be a string, got 5",
         "c.toml: collector.allow_unauthenticated: must be true or false, got 'yes'",
-        "c.toml: pricing.extra_tables: must be a list, got 'prices.toml'",
+        "c.toml: pricing.extra_tables: must be a list of file names, got 'prices.toml'",  # landed since
     }
     lake = validate(
         _Future,
