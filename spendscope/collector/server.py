@@ -91,7 +91,7 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
     components.migrate(store)
-    sources = PriceSources.load(config.pricing_overrides, config.pricing_extra_tables)
+    sources = PriceSources.load(config.pricing.overrides, config.pricing_extra_tables)
     table = build_price_table(sources)
     for hidden in table.shadowed():
         if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
