@@ -65,7 +65,7 @@ typecheck: $(VENV)/.installed
 # configuration reference is generated from the config declarations first; under CI (CI=true) a
 # committed page that is stale fails instead, as tests/docs does.
 docs: $(VENV)/.installed
-	$(PY) -m spendscope.collector.configdoc $(if $(CI),--check) docs/configuration.md
+	$(PY) -m spendscope.collector.docgen $(if $(CI),--check)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 unit: $(VENV)/.installed
