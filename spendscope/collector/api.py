@@ -6,6 +6,7 @@ answers 400 with ``{"error": "..."}`` naming the parameter and the problem (see 
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from spendscope.collector import queries as q
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.redact import redact_attributes, redact_text
 from spendscope.collector.reprice import reprice
 from spendscope.collector.web import Endpoint, Keys, Limit, Params, TimeRange, Timestamp
 from spendscope.isotime import format_time
@@ -25,12 +27,8 @@ __all__ = ["ENDPOINTS", "healthz_payload"]
 log = logging.getLogger("spendscope.collector.api")
 
 
-def _read(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
-    cur = ctx.store.cursor()
-    try:
-        return q.fetch_dicts(cur, query)
-    finally:
-        cur.close()
+def _fetch(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
+    return ctx.store.read(lambda cur: q.fetch_dicts(cur, query))
 
 
 def _range(p: TimeRange) -> dict[str, str]:
@@ -43,14 +41,9 @@ class SpendParams(TimeRange):
 
 
 async def spend(ctx: CollectorContext, p: SpendParams) -> dict[str, Any]:
-    def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_spend(cur, p.start, p.end, p.group_by, use_rollup=p.rollup)
-        finally:
-            cur.close()
-
-    rows, totals = await run_in_threadpool(read)
+    rows, totals = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_spend(cur, p.start, p.end, p.group_by, use_rollup=p.rollup)
+    )
     return {**_range(p), "group_by": p.group_by, "rows": rows, "totals": totals}
 
 
@@ -60,14 +53,9 @@ class LatencyParams(TimeRange):
 
 
 async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:
-    def read() -> list[dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_latency(cur, p.start, p.end, p.group_by, exact=p.exact)
-        finally:
-            cur.close()
-
-    rows = await run_in_threadpool(read)
+    rows = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_latency(cur, p.start, p.end, p.group_by, exact=p.exact)
+    )
     approximate = not p.exact and set(p.group_by) <= q.HIST_KEYS
     return {**_range(p), "group_by": p.group_by, "approximate": approximate, "rows": rows}
 
@@ -77,7 +65,7 @@ class ErrorsParams(TimeRange):
 
 
 async def errors(ctx: CollectorContext, p: ErrorsParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, q.build_errors(p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(_fetch, ctx, q.build_errors(p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -87,7 +75,7 @@ class RatelimitsParams(Params):
 
 async def ratelimits(ctx: CollectorContext, p: RatelimitsParams) -> dict[str, Any]:
     since = p.since or ctx.clock() - timedelta(hours=24)
-    rows = await run_in_threadpool(_read, ctx, q.build_ratelimits(since))
+    rows = await run_in_threadpool(_fetch, ctx, q.build_ratelimits(since))
     return {"since": format_time(since), "rows": rows}
 
 
@@ -119,7 +107,20 @@ async def rejected(ctx: CollectorContext, p: RejectedParams) -> dict[str, Any]:
         "FROM rejected_spans ORDER BY received_at DESC LIMIT $limit",
         {"limit": p.limit},
     )
-    return {"rows": await run_in_threadpool(_read, ctx, query)}
+    rows = await run_in_threadpool(_fetch, ctx, query)
+    for r in rows:  # rows stored before redaction existed are redacted on the way out
+        r["attributes"] = _redacted_json(r["attributes"])
+    return {"rows": rows}
+
+
+def _redacted_json(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    return json.dumps(redact_attributes(doc) if isinstance(doc, dict) else doc)
 
 
 class CallsParams(TimeRange):
@@ -132,7 +133,7 @@ async def calls(ctx: CollectorContext, p: CallsParams) -> dict[str, Any]:
         "WHERE start_time >= $start AND start_time < $end ORDER BY start_time DESC LIMIT $limit",
         {"start": p.start, "end": p.end, "limit": p.limit},
     )
-    raw = await run_in_threadpool(_read, ctx, query)
+    raw = await run_in_threadpool(_fetch, ctx, query)
     for r in raw:
         keys, values = r.pop("tag_keys") or [], r.pop("tag_values") or []
         r["tags"] = dict(zip(keys, values, strict=False))
@@ -156,6 +157,7 @@ def healthz_payload(ctx: CollectorContext) -> dict[str, Any]:
         "rejected_committed": w.rejected_committed if w else 0,
         "requests": traces.requests if traces else 0,
         "refused_requests": traces.refused if traces else 0,
+        "bodies_in_memory": traces.bodies_in_memory if traces else 0,
         "price_version": ctx.prices.version,
         "started_at": format_time(ctx.started_at),
         **({"lake": _lake_block(ctx)} if ctx.lake is not None else {}),
@@ -167,7 +169,7 @@ def _lake_block(ctx: CollectorContext) -> dict[str, Any]:
     try:
         return ctx.lake.status()
     except Exception as exc:  # health must answer whatever the lake does
-        return {"replica": ctx.lake.settings.replica, "error": str(exc)[:500]}
+        return {"replica": ctx.lake.replica, "error": str(exc)[:500]}
 
 
 async def healthz(ctx: CollectorContext, p: Params) -> JSONResponse:

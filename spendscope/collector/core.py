@@ -11,7 +11,6 @@ import duckdb
 
 from spendscope.collector.api import ENDPOINTS
 from spendscope.collector.components import Component
-from spendscope.collector.config import RetentionSettings
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.ingest import epoch_dates
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
@@ -63,7 +62,7 @@ def retention_now(ctx: CollectorContext) -> None:
     if ctx.lake is not None:
         if ctx.is_leader:
             ctx.lake.apply_retention(ctx.clock())
-        settings = RetentionSettings(None, settings.rejected_days, None)
+        settings = settings.model_copy(update={"calls_days": None, "rollup_days": None})
     ctx.store.run_write(lambda con: apply_retention(con, ctx.clock(), settings))
 
 

@@ -79,12 +79,7 @@ BREAKDOWN_KEYS: dict[str, str] = {
 }
 _BUCKETS = frozenset({"hour", "day"})
 _MONEY_COLS = "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
-_TOKEN_COLS = (
-    "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-    "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
-    "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
-    "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens"
-)
+_TOKEN_COLS = ", ".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}" for t in INSIGHT_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +136,13 @@ def _union(
 
 
 def _out(*columns: str) -> str:
-    """The final form of combined measures: counts as BIGINT, token sums as BIGINT (0 when none)."""
+    """The final form of combined measures: counts as BIGINT, token sums as HUGEINT (0 when none;
+    a sum of stored counts never overflows)."""
 
     def final(c: str) -> str:
         if c in _COUNTS:
             return f"{c}::BIGINT AS {c}"
-        return f"coalesce({c}, 0)::BIGINT AS {c}" if c in INSIGHT_TOKENS else c
+        return f"coalesce({c}, 0)::HUGEINT AS {c}" if c in INSIGHT_TOKENS else c
 
     return ", ".join(final(c) for c in columns)
 
@@ -199,7 +195,7 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         where, params = filter_sql(scope)
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
-            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in INSIGHT_TOKENS)
+            + "".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}, " for t in INSIGHT_TOKENS)
             + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
@@ -331,8 +327,8 @@ def build_unpriced(scope: Scope) -> Query:
     where, params = filter_sql(scope)
     sql = (
         "SELECT model, count(*) AS calls, string_agg(DISTINCT request_model, ', ') AS request_models, "
-        "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
+        "coalesce(sum(input_tokens), 0)::HUGEINT AS input_tokens, "
+        "coalesce(sum(output_tokens), 0)::HUGEINT AS output_tokens, "
         "min(start_time) AS first_seen, max(start_time) AS last_seen "
         f"FROM calls WHERE {where} AND cost_usd IS NULL GROUP BY model ORDER BY calls DESC, model"
     )
@@ -481,12 +477,12 @@ Routed = Callable[[list[date]], Query]
 
 def _read(ctx: CollectorContext, build: Routed) -> list[dict[str, Any]]:
     """Run ``build(dirty days)`` in one read snapshot (routing and reads see the same commit)."""
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return fetch_dicts(cur, build(dirty))
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
 def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -558,12 +554,12 @@ def _latency_rows(
 ) -> list[dict[str, Any]]:
     if not approximate:
         return _read(ctx, lambda _dirty: build_latency(scope, key, bucket))
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return latency_from_histograms(cur, scope, bucket, dirty)
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
 async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:

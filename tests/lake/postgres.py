@@ -57,6 +57,7 @@ class Postgres:
             self.stop()
         except Exception:
             pass  # already stopped
+        self.server.cleanup_mode = None  # stopped above; the handle need not try again
         self.server.cleanup()
 
 

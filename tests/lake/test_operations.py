@@ -4,6 +4,7 @@ from the command line, and the settings' parsing."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -14,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spendscope.collector.config import ConfigError
-from spendscope.collector.lake.settings import parse_lake
+from spendscope.collector.config import ConfigError, load_config
 from tests.collector.helpers import REPO, free_port
 from tests.lake.helpers import (
     lake_config,
@@ -106,7 +106,7 @@ def test_a_bad_catalog_string_stops_the_start_naming_it(tmp_path: Path) -> None:
     cfg.write_text(f'[lake]\ncatalog = "postgresql://db/spendscope"\ndata_path = "{tmp_path}/d/"\n')
     out = _collector(tmp_path, cfg, "r1")
     assert out.returncode == 2
-    assert "lake.catalog must start with 'postgres:' followed by libpq key=value pairs" in out.stderr
+    assert "c.toml: lake.catalog: must start with 'postgres:' followed by libpq key=value pairs" in out.stderr
 
 
 def test_a_data_path_it_cannot_write_stops_the_start(tmp_path: Path, postgres: Postgres) -> None:
@@ -173,33 +173,39 @@ def test_two_live_replicas_with_one_name_and_the_cli(postgres: Postgres, tmp_pat
         first.terminate()
 
 
-def test_settings_environment_overrides_and_errors() -> None:
-    raw = {"lake": {"catalog": "postgres:dbname=a host=db", "data_path": "/x", "replica": "r-1"}}
-    s = parse_lake(raw, "f.toml", {}, 4318)
+def test_settings_environment_overrides_and_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('[lake]\ncatalog = "postgres:dbname=a host=db"\ndata_path = "/x"\nreplica = "r-1"\n')
+    s = load_config(f, env={}).lake
     assert s is not None and s.data_path == "/x/" and s.replica == "r-1" and s.ship_interval_s == 10
     env = {
         "SPENDSCOPE_LAKE_CATALOG": "postgres:dbname=b host=/run/pg user=u password='p w'",
         "SPENDSCOPE_LAKE_DATA_PATH": "s3://bucket/lake",
         "SPENDSCOPE_REPLICA": "collector-b",
     }
-    s = parse_lake(raw, "f.toml", env, 4318)
+    s = load_config(f, env=env).lake
     assert s is not None and s.replica == "collector-b" and s.data_path == "s3://bucket/lake/"
     assert "password=***" in s.redacted() and "p w" not in s.redacted()
     assert "connect_timeout=5" in s.libpq
-    assert parse_lake({}, None, {}, 4318) is None
-    only_env = parse_lake({}, None, {**env, "SPENDSCOPE_REPLICA": ""}, 4400)
-    assert only_env is not None and only_env.replica.endswith(":4400")
-    for section, message in (
+    assert load_config(None, env={}).lake is None  # no [lake]: one collector, one file
+    only_env = load_config(None, env={**env, "SPENDSCOPE_REPLICA": ""}).lake
+    assert only_env is not None and only_env.replica is None  # the server names it host:port
+    for body, message in (
         (
-            {"catalog": "postgres:dbname=a", "data_path": "/x", "ship_interval_s": 0.5},
-            "ship_interval_s must be",
+            'catalog = "postgres:dbname=a"\ndata_path = "/x"\nship_interval_s = 0.5',
+            "ship_interval_s: must be >= 1",
         ),
-        ({"catalog": "postgres:dbname=a bogus=1", "data_path": "/x"}, "unknown libpq key 'bogus'"),
-        ({"catalog": "postgres:dbname", "data_path": "/x"}, "expected key=value"),
-        ({"data_path": "/x"}, "lake.catalog is required"),
-        ({"catalog": "postgres:dbname=a"}, "lake.data_path is required"),
-        ({"catalog": "postgres:dbname=a", "data_path": "/x", "replica": "a b"}, "lake.replica must be"),
-        ({"catalog": "postgres:dbname=a", "data_path": "/x", "interval": 1}, "unknown key(s) interval"),
+        (
+            'catalog = "postgres:dbname=a bogus=1"\ndata_path = "/x"',
+            "lake.catalog: unknown libpq key 'bogus'",
+        ),
+        ('catalog = "postgres:dbname"\ndata_path = "/x"', "lake.catalog: expected key=value"),
+        ('catalog = "postgresql://db/x"\ndata_path = "/x"', "lake.catalog: must start with 'postgres:'"),
+        ('data_path = "/x"', "lake.catalog"),
+        ('catalog = "postgres:dbname=a"', "lake.data_path"),
+        ('catalog = "postgres:dbname=a"\ndata_path = "/x"\nreplica = "a b"', "lake.replica: must be 1-100"),
+        ('catalog = "postgres:dbname=a"\ndata_path = "/x"\ninterval = 1', "lake.interval: unknown key"),
     ):
-        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            parse_lake({"lake": section}, "f.toml", {}, 4318)
+        f.write_text(f"[lake]\n{body}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(f, env={})

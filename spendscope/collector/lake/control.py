@@ -4,8 +4,9 @@ Both live in plain PostgreSQL tables next to DuckLake's own (``spendscope_replic
 ``spendscope_lease``), reached through DuckDB's postgres extension on a connection of their own.
 Times are the database server's ``now()``, so the replicas' clocks never have to agree.
 
-- A replica registers under its name with a fresh instance id and heartbeats every few seconds; a
-  second live process under the same name is refused (a name is an identity: its ship ledger).
+- A replica registers under its name with its instance id (kept in its local file, so a restart is
+  the same instance) and heartbeats every few seconds; a second live process under the same name is
+  refused (a name is an identity: its ship ledger).
 - The lease: one row, taken when it has expired or is already ours, renewed by its holder. The
   holder counts as leader only until its local deadline (the lease length minus a margin, measured
   from before the renewal was sent), so it stops its singletons before anyone else can start them.
@@ -25,7 +26,7 @@ import duckdb
 from spendscope.collector.lake.extensions import load_extensions
 from spendscope.collector.lake.settings import LakeSettings
 
-__all__ = ["Control", "DuplicateReplica", "LeaseClock", "LeaseView", "ReplicaRow"]
+__all__ = ["LEASE_S", "Control", "DuplicateReplica", "LeaseClock", "LeaseView", "ReplicaRow"]
 
 log = logging.getLogger("spendscope.collector.lake")
 
@@ -36,6 +37,10 @@ _SETUP = (
     "instance text NOT NULL, term bigint NOT NULL, acquired_at timestamptz NOT NULL, "
     "expires_at timestamptz NOT NULL)",
 )
+
+
+# How long the leader's lease lasts without a renewal; renewed every LEASE_S / 5.
+LEASE_S = 15.0
 
 
 class DuplicateReplica(RuntimeError):
@@ -64,8 +69,11 @@ def _q(value: str) -> str:
 class Control:
     """One DuckDB connection to the catalog database; every call is short and thread-safe."""
 
-    def __init__(self, settings: LakeSettings, host: str = "", instance: str | None = None) -> None:
+    def __init__(
+        self, settings: LakeSettings, replica: str, host: str = "", instance: str | None = None
+    ) -> None:
         self.settings = settings
+        self.replica = replica
         self.instance = instance or uuid.uuid4().hex
         self.host = host
         self._lock = threading.Lock()
@@ -115,7 +123,7 @@ class Control:
     # --- replicas ----------------------------------------------------------------------------
     def register(self) -> None:
         """Claim the replica name for this process; :class:`DuplicateReplica` if it is live elsewhere."""
-        name, me, stale = _q(self.settings.replica), _q(self.instance), self.settings.lease_s
+        name, me, stale = _q(self.replica), _q(self.instance), LEASE_S
         rows = self._run(
             [
                 "INSERT INTO spendscope_replicas VALUES "
@@ -130,7 +138,7 @@ class Control:
         )
         if rows and rows[0][0] != self.instance:
             raise DuplicateReplica(
-                f"replica name {self.settings.replica!r} is already in use by a live collector "
+                f"replica name {self.replica!r} is already in use by a live collector "
                 f"(on {rows[0][1] or 'another host'}, heartbeat {float(rows[0][2]):.1f} s ago): "
                 f"give each replica its own name ([lake] replica or SPENDSCOPE_REPLICA)"
             )
@@ -139,9 +147,9 @@ class Control:
         rows = self._run(
             [
                 "UPDATE spendscope_replicas SET heartbeat_at = now() "
-                f"WHERE replica = {_q(self.settings.replica)} AND instance = {_q(self.instance)}"
+                f"WHERE replica = {_q(self.replica)} AND instance = {_q(self.instance)}"
             ],
-            f"SELECT instance FROM spendscope_replicas WHERE replica = {_q(self.settings.replica)}",
+            f"SELECT instance FROM spendscope_replicas WHERE replica = {_q(self.replica)}",
         )
         if not rows or rows[0][0] != self.instance:
             # Our row went stale and another process took the name: re-register says who.
@@ -158,7 +166,7 @@ class Control:
     def deregister(self) -> None:
         self._run(
             [
-                f"DELETE FROM spendscope_replicas WHERE replica = {_q(self.settings.replica)} "
+                f"DELETE FROM spendscope_replicas WHERE replica = {_q(self.replica)} "
                 f"AND instance = {_q(self.instance)}"
             ]
         )
@@ -166,7 +174,7 @@ class Control:
     # --- the lease ------------------------------------------------------------------------------
     def acquire(self) -> LeaseView:
         """Take or renew the lease if it is free or ours; return who holds it now."""
-        me, inst, ttl = _q(self.settings.replica), _q(self.instance), self.settings.lease_s
+        me, inst, ttl = _q(self.replica), _q(self.instance), LEASE_S
         return self._lease(
             [
                 "INSERT INTO spendscope_lease VALUES "

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from spendscope.collector.config import ConfigError, RetentionSettings
-from spendscope.collector.lake.control import Control, DuplicateReplica, LeaseClock
+from spendscope.collector.lake.control import LEASE_S, Control, DuplicateReplica, LeaseClock
 from spendscope.collector.lake.extensions import load_extensions
 from spendscope.collector.lake.schema import SHARED_TABLES, latest_version, migrate_lake, schema_version
 from spendscope.collector.lake.settings import LakeSettings
@@ -147,6 +147,7 @@ class LakeReplica:
         self,
         settings: LakeSettings,
         store: Store,
+        replica: str,
         *,
         retention: RetentionSettings,
         strategy: Strategy = "not_exists",
@@ -158,9 +159,10 @@ class LakeReplica:
         self.strategy = strategy
         self._rows_committed = rows_committed
         self.control = Control(
-            settings, host=os.uname().nodename, instance=_instance(store, settings.replica)
+            settings, replica, host=os.uname().nodename, instance=_instance(store, replica)
         )
-        self.lease = LeaseClock(settings.lease_s, margin_s=settings.lease_s / 3)
+        self.replica = replica
+        self.lease = LeaseClock(LEASE_S, margin_s=LEASE_S / 3)
         self.state = LakeState(self)
         row = store.connection.execute("SELECT current_database()").fetchone()
         assert row is not None
@@ -240,7 +242,7 @@ class LakeReplica:
         return self.lease.held and self.ready and not self.fatal and not self._stop.is_set()
 
     def _control_loop(self) -> None:
-        period = self.settings.lease_s / 5
+        period = LEASE_S / 5
         while not self._stop.wait(period):
             try:
                 self._control_round()
@@ -264,7 +266,7 @@ class LakeReplica:
             view = self.control.acquire()
             if view.mine:
                 if not self.lease.held:
-                    log.info("this replica (%s) leads now (term %d)", self.settings.replica, view.term)
+                    log.info("this replica (%s) leads now (term %d)", self.replica, view.term)
                 self.lease.renewed(sent)
             else:
                 self.lease.lost()
@@ -317,7 +319,7 @@ class LakeReplica:
         view = f"CREATE OR REPLACE VIEW {_READ}.main"
         # A local row shows until the ledger of the lake snapshot being read holds its shipment: so
         # no reader counts a shipped row twice, whenever the local file lets it go.
-        unshipped = local_unshipped_sql(local, LAKE, self.settings.replica)
+        unshipped = local_unshipped_sql(local, LAKE, self.replica)
         con.execute(f"{view}.calls AS SELECT {_NAMES} FROM {LAKE}.main.calls UNION ALL {unshipped}")
         con.execute(
             f"{view}.rollup_state AS SELECT day, dirty, rolled_at FROM {LAKE}.main.rollup_state "
@@ -398,7 +400,7 @@ class LakeReplica:
             ship_id = uuid.uuid4().hex
             keys = chunk.select(["trace_id", "span_id"])
             self.store.run_write(lambda c: claim(c, self.local_db, ship_id, keys))
-            result = ship_chunk(con, LAKE, self.settings.replica, ship_id, chunk, self.strategy)
+            result = ship_chunk(con, LAKE, self.replica, ship_id, chunk, self.strategy)
             self.shipments += 1
             self.shipped_rows += result.rows
             self._shipped_at_commit = committed
@@ -436,7 +438,7 @@ class LakeReplica:
                 return total
 
     def apply_retention(self, now: datetime) -> dict[str, int]:
-        lake_only = RetentionSettings(self.retention.calls_days, None, self.retention.rollup_days)
+        lake_only = self.retention.model_copy(update={"rejected_days": None})  # rejected spans stay local
         return self.state.run_write(lambda con: apply_retention(con, now, lake_only))
 
     def files(self, con: duckdb.DuckDBPyConnection | None = None) -> int:
@@ -461,7 +463,7 @@ class LakeReplica:
             took = time.perf_counter() - t0
             con.execute(
                 f"INSERT INTO {LAKE}.main.compactions VALUES (?, now(), ?, ?, ?)",
-                [self.settings.replica, before, after, took],
+                [self.replica, before, after, took],
             )
         finally:
             con.close()
@@ -477,7 +479,7 @@ class LakeReplica:
             cur.execute("SET TimeZone = 'UTC'")
             if self.ready:
                 try:
-                    unshipped = local_unshipped_sql(self.local_db, LAKE, self.settings.replica)
+                    unshipped = local_unshipped_sql(self.local_db, LAKE, self.replica)
                     row = cur.execute(f"SELECT count(*) FROM ({unshipped})").fetchone()
                     return int(row[0]) if row else 0
                 except duckdb.Error:
@@ -490,7 +492,7 @@ class LakeReplica:
     def status(self) -> dict[str, Any]:
         """The one object of ``GET /api/v1/lake``, ``spendscope lake status`` and ``/healthz``."""
         out: dict[str, Any] = {
-            "replica": self.settings.replica,
+            "replica": self.replica,
             "leader": self.is_leader,
             "leader_replica": self.leader_replica if self.ready else None,
             "unshipped_rows": self.unshipped_rows(),
