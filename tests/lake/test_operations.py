@@ -209,3 +209,24 @@ def test_settings_environment_overrides_and_errors(tmp_path: Path) -> None:
         f.write_text(f"[lake]\n{body}\n")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(f, env={})
+
+
+def test_a_collector_without_a_lake_says_so(tmp_path: Path) -> None:
+    from tests.collector.helpers import CollectorProcess
+
+    proc = CollectorProcess(tmp_path / "plain.duckdb").start()
+    try:
+        doc = proc.get("/api/v1/lake").json()
+        assert doc["lake"] is False and doc["leader"] is True and doc["unshipped_rows"] == 0
+        assert "lake" not in proc.get("/healthz").json()
+        assert (
+            __import__("httpx").post(f"{proc.url}/api/v1/lake/compact", json={}, timeout=30).status_code
+            == 404
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "spendscope", "lake", "status", "--api", proc.url],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "this collector has no lake" in out.stdout
+    finally:
+        proc.terminate()

@@ -17,6 +17,8 @@ __all__ = ["format_status", "register"]
 
 def format_status(doc: dict[str, Any]) -> str:
     """The status object as a few lines for a person."""
+    if doc.get("lake") is False:
+        return "this collector has no lake: one collector, one DuckDB file (see the [lake] settings)"
     lines = [
         f"replica            {doc.get('replica')}{'  (leader)' if doc.get('leader') else ''}",
         f"leader             {doc.get('leader_replica') or '-'}",

@@ -14,7 +14,7 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.lake.replica import LakeReplica
 from spendscope.collector.web import ApiError, Endpoint, Params
 
-__all__ = ["COMPACTION_INTERVAL_S", "COMPONENT", "LAKE_STATUS_SCHEMA"]
+__all__ = ["COMPACTION_INTERVAL_S", "COMPONENT", "LAKE_STATUS_SCHEMA", "NO_LAKE"]
 
 log = logging.getLogger("spendscope.collector.lake")
 
@@ -34,7 +34,8 @@ LAKE_STATUS_SCHEMA: dict[str, Any] = {
         "last_compaction_at",
     ],
     "properties": {
-        "replica": {"type": "string", "description": "this replica's name"},
+        "lake": {"type": "boolean", "description": "false: a collector without a lake (one DuckDB file)"},
+        "replica": {"type": ["string", "null"], "description": "this replica's name"},
         "leader": {"type": "boolean", "description": "whether this replica runs the singletons now"},
         "leader_replica": {"type": ["string", "null"], "description": "the replica that leads"},
         "unshipped_rows": {"type": "integer", "description": "acknowledged rows not yet in the lake"},
@@ -64,9 +65,24 @@ def _lake(ctx: CollectorContext) -> LakeReplica:
     return ctx.lake
 
 
+# The status of a collector without a lake: it runs the singletons itself and ships nothing.
+NO_LAKE: dict[str, Any] = {
+    "lake": False,
+    "replica": None,
+    "leader": True,
+    "leader_replica": None,
+    "unshipped_rows": 0,
+    "last_ship_at": None,
+    "replicas": [],
+    "files": None,
+    "last_compaction_at": None,
+}
+
+
 async def status(ctx: CollectorContext, p: Params) -> dict[str, Any]:
-    lake = _lake(ctx)
-    result: dict[str, Any] = await run_in_threadpool(lake.status)
+    if ctx.lake is None:
+        return dict(NO_LAKE)
+    result: dict[str, Any] = await run_in_threadpool(ctx.lake.status)
     return result
 
 
@@ -106,7 +122,6 @@ ENDPOINTS = (
         status,
         summary="This replica and the lake: leader, shipping, replicas, files",
         response=LAKE_STATUS_SCHEMA,
-        errors={404: "no [lake] section", 503: "the lake is not reachable yet"},
         tag="operations",
     ),
     Endpoint(

@@ -492,6 +492,7 @@ class LakeReplica:
     def status(self) -> dict[str, Any]:
         """The one object of ``GET /api/v1/lake``, ``spendscope lake status`` and ``/healthz``."""
         out: dict[str, Any] = {
+            "lake": True,
             "replica": self.replica,
             "leader": self.is_leader,
             "leader_replica": self.leader_replica if self.ready else None,
