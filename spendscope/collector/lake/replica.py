@@ -322,8 +322,11 @@ class LakeReplica:
         unshipped = local_unshipped_sql(local, LAKE, self.replica)
         con.execute(f"{view}.calls AS SELECT {_NAMES} FROM {LAKE}.main.calls UNION ALL {unshipped}")
         con.execute(
-            f"{view}.rollup_state AS SELECT day, dirty, rolled_at FROM {LAKE}.main.rollup_state "
-            f"UNION ALL SELECT DISTINCT day, true, NULL::TIMESTAMPTZ FROM {local}.main.calls"
+            # One row per day (the query layer reads each dirty day once): dirty in the lake, or
+            # holding rows of this replica the lake may not show yet.
+            f"{view}.rollup_state AS SELECT day, bool_or(dirty) AS dirty, max(rolled_at) AS rolled_at FROM "
+            f"(SELECT day, dirty, rolled_at FROM {LAKE}.main.rollup_state UNION ALL "
+            f"SELECT DISTINCT day, true, NULL::TIMESTAMPTZ FROM {local}.main.calls) GROUP BY day"
         )
         for table in SHARED_TABLES:
             con.execute(f"{view}.{table} AS SELECT * FROM {LAKE}.main.{table}")
