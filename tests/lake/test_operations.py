@@ -230,3 +230,29 @@ def test_a_collector_without_a_lake_says_so(tmp_path: Path) -> None:
         assert "this collector has no lake" in out.stdout
     finally:
         proc.terminate()
+
+
+@pytest.mark.slow
+def test_answers_count_each_row_once_while_it_ships(postgres: Postgres, tmp_path: Path) -> None:
+    """Before, during and after a shipment (and before its local rows are let go at the next round),
+    the routed answer and the calls-only answer both count each acknowledged row once."""
+    config = lake_config(
+        tmp_path / "lake.toml", postgres.catalog(postgres.new_database()), tmp_path / "d", interval_s=3
+    )
+    proc = replica(tmp_path, "steady", config).start()
+    try:
+        body, _ = make_batch(50, service="lake-steady")
+        assert proc.post_otlp(body).status_code == 200
+        seen_unshipped = seen_shipped = False
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            routed = spend_totals(proc, "lake-steady", group_by="service")["calls"]
+            raw = spend_totals(proc, "lake-steady", group_by="service", rollup="false")["calls"]
+            assert (routed, raw) == (50, 50)
+            unshipped = lake_status(proc)["unshipped_rows"]
+            seen_unshipped |= unshipped == 50
+            seen_shipped |= unshipped == 0
+            time.sleep(0.2)
+        assert seen_unshipped and seen_shipped
+    finally:
+        proc.terminate()
