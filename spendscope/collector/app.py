@@ -17,20 +17,21 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.receiver import TracesEndpoint
 from spendscope.collector.web import routes
 
-__all__ = ["BearerAuth", "create_app"]
+__all__ = ["PROTECTED", "BearerAuth", "create_app"]
 
-_PROTECTED = ("/v1/", "/api/")
+# Paths behind the token when one is set (``/healthz`` stays open for probes).
+PROTECTED = ("/v1/", "/api/", "/metrics")
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` on ``/v1/*`` and ``/api/*`` (``/healthz`` stays open)."""
+    """Require ``Authorization: Bearer <token>`` on the :data:`PROTECTED` paths."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_PROTECTED):
+        if scope["type"] == "http" and scope["path"].startswith(PROTECTED):
             given = b""
             for name, value in scope["headers"]:
                 if name == b"authorization":

@@ -1,0 +1,59 @@
+"""A small, varied history for tests that read the whole API: several models, projects and services,
+errors and 429s, an unpriced model, rate-limit headers, users, features and tags, over several days."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from spendscope import semconv as sc
+from tests.collector.helpers import CollectorProcess, genai_attrs, make_request, span_dict
+
+__all__ = ["DAY_NS", "seed"]
+
+DAY_NS = 86_400 * 10**9
+_MODELS = ("gpt-4o-mini", "gpt-4o", "o4-mini", "no-such-model-xyz")
+
+
+def _span(i: int, now_ns: int) -> dict[str, Any]:
+    model = _MODELS[i % len(_MODELS)]
+    status = 429 if i % 11 == 0 else 500 if i % 13 == 0 else 200
+    attrs: dict[str, Any] = {
+        "gen_ai.response.model": f"{model}-2024-08-06" if i % 2 else None,
+        "http.response.status_code": status,
+        sc.OPENAI_PROJECT: f"proj_{i % 3}",
+        sc.USER: f"user-{i % 5}",
+        sc.FEATURE: ("search", "chat", "summaries")[i % 3],
+        sc.RATELIMIT_LIMIT_REQUESTS: 500,
+        sc.RATELIMIT_REMAINING_REQUESTS: 499 - i,
+        sc.RATELIMIT_LIMIT_TOKENS: 200_000,
+        sc.RATELIMIT_REMAINING_TOKENS: 200_000 - 900 * i,
+        sc.RATELIMIT_RESET_REQUESTS_S: 0.12,
+        sc.RATELIMIT_RESET_TOKENS_S: 1.5,
+        f"{sc.TAG_PREFIX}team": ("core", "growth")[i % 2],
+    }
+    if status == 200:
+        attrs.update(
+            {
+                "gen_ai.usage.input_tokens": 1000 + 17 * i,
+                "gen_ai.usage.cache_read.input_tokens": 256 * (i % 3),
+                "gen_ai.usage.output_tokens": 200 + 7 * i,
+                "gen_ai.usage.reasoning.output_tokens": 64 * (i % 2),
+            }
+        )
+    else:
+        attrs["error.type"] = "rate_limit_exceeded" if status == 429 else "server_error"
+    # Spread over the last four days (the first ones are whole days the rollup can answer).
+    start = now_ns - ((i // 4) % 4) * DAY_NS - (i * 37 % 3600) * 10**9
+    return span_dict(genai_attrs(model, **attrs), start_ns=start, error=status != 200)
+
+
+def seed(collector: CollectorProcess, n: int = 60, *, now_ns: int | None = None) -> int:
+    """Send ``n`` calls in three services' requests; return how many were sent."""
+    now_ns = now_ns or time.time_ns()
+    spans = [_span(i, now_ns) for i in range(n)]
+    for k, service in enumerate(("checkout", "search-api", "batch-jobs")):
+        body = make_request(spans[k::3], service=service).SerializeToString()
+        resp = collector.post_otlp(body)
+        assert resp.status_code == 200, resp.text
+    return n
