@@ -38,8 +38,11 @@ _TAGS = {
 
 _RESPONSES: dict[str, Any] = {
     "BadRequest": {
-        "description": "a parameter or the body was refused; the message names it and says why",
-        "content": {"application/json": {"schema": s.ERROR}},
+        "description": (
+            "a parameter or the body was refused; the message names it and says why. A request line "
+            "over 64 KiB (long filter lists) is refused by the HTTP server itself, in plain text"
+        ),
+        "content": {"application/json": {"schema": s.ERROR}, "text/plain": {"schema": s.STRING}},
     },
     "Unauthorized": {
         "description": "missing or wrong bearer token (only when the collector has SPENDSCOPE_TOKEN)",

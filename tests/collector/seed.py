@@ -4,6 +4,7 @@ errors and 429s, an unpriced model, rate-limit headers, users, features and tags
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from spendscope import semconv as sc
@@ -48,12 +49,22 @@ def _span(i: int, now_ns: int) -> dict[str, Any]:
     return span_dict(genai_attrs(model, **attrs), start_ns=start, error=status != 200)
 
 
-def seed(collector: CollectorProcess, n: int = 60, *, now_ns: int | None = None) -> int:
-    """Send ``n`` calls in three services' requests; return how many were sent."""
+def seed(
+    collector: CollectorProcess,
+    n: int = 60,
+    *,
+    now_ns: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """Send ``n`` calls in three services' requests, and one GenAI span without a model (rejected);
+    return how many calls were sent."""
     now_ns = now_ns or time.time_ns()
     spans = [_span(i, now_ns) for i in range(n)]
     for k, service in enumerate(("checkout", "search-api", "batch-jobs")):
-        body = make_request(spans[k::3], service=service).SerializeToString()
-        resp = collector.post_otlp(body)
+        batch = spans[k::3]
+        if k == 0:
+            batch.append(span_dict(genai_attrs(**{"gen_ai.request.model": None}), start_ns=now_ns))
+        body = make_request(batch, service=service).SerializeToString()
+        resp = collector.post_otlp(body, headers=headers)
         assert resp.status_code == 200, resp.text
     return n
