@@ -61,8 +61,13 @@ typecheck: $(VENV)/.installed
 # The site goes to site/ (git-ignored). mkdocs.yml sets strict mode and link/anchor validation, so a
 # broken link fails the build. Never add --quiet: it hides the warnings strict mode counts, and a
 # broken link then passes. Material prints an end-of-life notice on every build (see
-# docs/development.md); NO_MKDOCS_2_WARNING keeps the test log to the build's own lines.
+# docs/development.md); NO_MKDOCS_2_WARNING keeps the test log to the build's own lines. The
+# configuration reference and the API reference (with docs/openapi.json) are generated from their
+# declarations first; under CI (CI=true) a committed page that is stale fails instead, as tests/docs
+# does.
 docs: $(VENV)/.installed
+	$(PY) -m spendscope.collector.configdoc $(if $(CI),--check) docs/configuration.md
+	$(PY) -m spendscope.collector.apidoc $(if $(CI),--check) docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 unit: $(VENV)/.installed

@@ -6,6 +6,7 @@ answers 400 with ``{"error": "..."}`` naming the parameter and the problem (see 
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse
 from spendscope.collector import queries as q
 from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.redact import redact_attributes, redact_text
 from spendscope.collector.reprice import reprice
 from spendscope.collector.schema import COLUMNS, TOKEN_FIELDS, Column
 from spendscope.collector.web import Endpoint, Keys, Limit, Params, TimeRange, Timestamp
@@ -122,7 +124,20 @@ async def rejected(ctx: CollectorContext, p: RejectedParams) -> dict[str, Any]:
         "FROM rejected_spans ORDER BY received_at DESC LIMIT $limit",
         {"limit": p.limit},
     )
-    return {"rows": await run_in_threadpool(_read, ctx, query)}
+    rows = await run_in_threadpool(_read, ctx, query)
+    for r in rows:  # rows stored before redaction existed are redacted on the way out
+        r["attributes"] = _redacted_json(r["attributes"])
+    return {"rows": rows}
+
+
+def _redacted_json(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    return json.dumps(redact_attributes(doc) if isinstance(doc, dict) else doc)
 
 
 class CallsParams(TimeRange):
@@ -159,6 +174,7 @@ def healthz_payload(ctx: CollectorContext) -> dict[str, Any]:
         "rejected_committed": w.rejected_committed if w else 0,
         "requests": traces.requests if traces else 0,
         "refused_requests": traces.refused if traces else 0,
+        "bodies_in_memory": traces.bodies_in_memory if traces else 0,
         "price_version": ctx.prices.version,
         "started_at": format_time(ctx.started_at),
     }

@@ -46,14 +46,10 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, host=args.host, port=args.port, db=args.db)
     except ConfigError as exc:
-        print(f"spendscope collector: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every problem of the file at once, one a line
+            print(f"spendscope collector: {line}", file=sys.stderr)
         return 2
-    try:
-        return run(config)
-    except ConfigError as exc:
-        # Components (sync, alerts) parse their own sections at start: same clear one-line error.
-        print(f"spendscope collector: {exc}", file=sys.stderr)
-        return 2
+    return run(config)
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -29,6 +29,9 @@ class RequestCounts(Protocol):
     requests: int
     refused: int
 
+    @property
+    def bodies_in_memory(self) -> int: ...
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -38,9 +41,10 @@ def utc_now() -> datetime:
 class CollectorContext:
     """Shared state of one collector process.
 
-    Components (``components.load()``) get it in their ``setup(ctx)``: they add jobs to
-    ``scheduler``, read with ``store.cursor()``, write with ``store.run_write(fn)``, and set their
-    own handle below for their endpoints to reach.
+    Components (``components.load()``) get it in their ``setup(ctx)``: they read their own config
+    section from ``config`` (validated at load), add jobs to ``scheduler``, read with
+    ``store.cursor()``, write with ``store.run_write(fn)``, and set their own handle below for their
+    endpoints to reach.
     """
 
     config: Config

@@ -88,7 +88,7 @@ def request_class() -> Any:
         "Span",
         ("trace_id", 1, t.TYPE_BYTES, opt, None),
         ("span_id", 2, t.TYPE_BYTES, opt, None),
-        ("name", 5, t.TYPE_STRING, opt, None),
+        ("name", 5, t.TYPE_BYTES, opt, None),  # decoded per span: bad UTF-8 rejects that span only
         ("start_time_unix_nano", 7, t.TYPE_FIXED64, opt, None),
         ("end_time_unix_nano", 8, t.TYPE_FIXED64, opt, None),
         ("attributes", 9, t.TYPE_BYTES, rep, None),

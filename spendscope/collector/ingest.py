@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 from spendscope.collector.normalize import Normalized, Rejected, Row, normalize, rows_from_protobuf
 from spendscope.collector.otlp import SpanData, decode_json, decompress
 from spendscope.collector.pricer import Pricer, PricingResult
-from spendscope.collector.schema import BATCH_SCHEMA, ROW_FIELDS, ROW_INDEX, insert_sql
+from spendscope.collector.redact import redact_attributes
+from spendscope.collector.schema import BATCH_SCHEMA, MAX_TEXT, ROW_FIELDS, ROW_INDEX, insert_sql
 from spendscope.collector.store import Store
 
 __all__ = [
@@ -154,10 +155,7 @@ def build_batch(decoded: Normalized, pricer: Pricer) -> IngestBatch:
         try:
             row = normalize(span)
         except Rejected as exc:
-            attrs = _rejected_json(span.attributes)
-            rejected.append(
-                (span.trace_id.hex(), span.span_id.hex(), _service(span), span.name, str(exc), attrs)
-            )
+            rejected.append(_rejection(span, str(exc)))
             continue
         if row is None:
             ignored += 1
@@ -201,14 +199,34 @@ def _storable(
 
 
 def _rejected_json(values: Mapping[str, Any]) -> str:
-    """What a rejected span carried, as JSON for ``rejected_spans.attributes``, bounded in size."""
+    """What a rejected span carried, as JSON for ``rejected_spans.attributes``: secrets redacted,
+    bounded in size, valid UTF-8 (a lone surrogate, which no JSON column takes, becomes "?")."""
     try:
-        text = json.dumps(values, default=repr, ensure_ascii=False)
-    except (TypeError, ValueError):
+        text = json.dumps(redact_attributes(values), default=repr, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
         text = "{}"
     if len(text) > _MAX_REJECTED_ATTRS:
-        text = json.dumps({"truncated": text[:_MAX_REJECTED_ATTRS]})
-    return text
+        text = json.dumps({"truncated": text[:_MAX_REJECTED_ATTRS]}, ensure_ascii=False)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _storable_text(v: Any) -> str | None:
+    """A name or service for a rejection record: storable UTF-8, bounded."""
+    if v is None:
+        return None
+    text = (v if isinstance(v, str) else str(v))[:MAX_TEXT]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _rejection(span: SpanData, reason: str) -> tuple[str | None, ...]:
+    return (
+        span.trace_id.hex()[:64],
+        span.span_id.hex()[:32],
+        _storable_text(_service(span)),
+        _storable_text(span.name),
+        _storable_text(reason),
+        _rejected_json(span.attributes),
+    )
 
 
 def _batch(

@@ -80,12 +80,7 @@ BREAKDOWN_KEYS: dict[str, str] = {
 }
 _BUCKETS = frozenset({"hour", "day"})
 _MONEY_COLS = "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
-_TOKEN_COLS = (
-    "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-    "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
-    "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
-    "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens"
-)
+_TOKEN_COLS = ", ".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}" for t in INSIGHT_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +137,13 @@ def _union(
 
 
 def _out(*columns: str) -> str:
-    """The final form of combined measures: counts as BIGINT, token sums as BIGINT (0 when none)."""
+    """The final form of combined measures: counts as BIGINT, token sums as HUGEINT (0 when none;
+    a sum of stored counts never overflows)."""
 
     def final(c: str) -> str:
         if c in _COUNTS:
             return f"{c}::BIGINT AS {c}"
-        return f"coalesce({c}, 0)::BIGINT AS {c}" if c in INSIGHT_TOKENS else c
+        return f"coalesce({c}, 0)::HUGEINT AS {c}" if c in INSIGHT_TOKENS else c
 
     return ", ".join(final(c) for c in columns)
 
@@ -204,7 +200,7 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         where, params = filter_sql(scope)
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
-            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in INSIGHT_TOKENS)
+            + "".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}, " for t in INSIGHT_TOKENS)
             + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
@@ -339,8 +335,8 @@ def build_unpriced(scope: Scope) -> Query:
     where, params = filter_sql(scope)
     sql = (
         "SELECT model, count(*) AS calls, string_agg(DISTINCT request_model, ', ') AS request_models, "
-        "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
+        "coalesce(sum(input_tokens), 0)::HUGEINT AS input_tokens, "
+        "coalesce(sum(output_tokens), 0)::HUGEINT AS output_tokens, "
         "min(start_time) AS first_seen, max(start_time) AS last_seen "
         f"FROM calls WHERE {where} AND cost_usd IS NULL GROUP BY model ORDER BY calls DESC, model"
     )

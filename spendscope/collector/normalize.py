@@ -17,6 +17,7 @@ bad id or time, no model) goes through :func:`normalize`, which rejects it with 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,7 +26,15 @@ from typing import Any, Literal, cast
 from spendscope import semconv as sc
 from spendscope.collector.fastpb import AttributeCache
 from spendscope.collector.otlp import SpanData, walk_protobuf
-from spendscope.collector.schema import COLUMNS, ROW_FIELDS, ROW_INDEX, Coerce
+from spendscope.collector.schema import (
+    COLUMNS,
+    MAX_TAGS,
+    MAX_TEXT,
+    MAX_TOKENS,
+    ROW_FIELDS,
+    ROW_INDEX,
+    Coerce,
+)
 
 __all__ = [
     "Normalized",
@@ -74,23 +83,42 @@ def _to_int(key: str, v: Any) -> int:
     raise _bad(key, "an integer", v)
 
 
+def _text(what: str, v: str) -> str:
+    """``v`` if it can be stored: at most MAX_TEXT bytes of valid UTF-8 (no lone surrogates)."""
+    if len(v) > MAX_TEXT // 4 and len(v.encode("utf-8", "surrogatepass")) > MAX_TEXT:
+        raise Rejected(f"{what} is longer than {MAX_TEXT} bytes")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Rejected(f"{what} is not valid unicode (a lone surrogate)") from None
+    return v
+
+
 def _str(key: str, v: Any) -> str | None:
-    if type(v) is str:
-        return v or None
-    if isinstance(v, list):
-        return ",".join(str(x) for x in v) or None
-    if isinstance(v, bytes):
-        return v.hex() or None
-    return str(v)
+    if type(v) is not str:
+        if isinstance(v, list):
+            v = ",".join(str(x) for x in v)
+        elif isinstance(v, bytes):
+            v = v.hex()
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise Rejected(f"attribute {key} must be finite, got {v}")
+        else:
+            v = str(v)
+    return _text(f"attribute {key}", v) if v else None
 
 
-def _count(key: str, v: Any) -> int:
+def _count(key: str, v: Any, limit: int = 1 << 62) -> int:
     if isinstance(v, bool):
         raise _bad(key, "an integer", v)
     n = _to_int(key, v)
-    if not 0 <= n < 1 << 62:
-        raise Rejected(f"attribute {key} out of range: {n}")
+    if not 0 <= n < limit:
+        raise Rejected(f"attribute {key} out of range: {n} (must be in [0, {limit}))")
     return n
+
+
+def _tokens(key: str, v: Any) -> int:
+    return _count(key, v, MAX_TOKENS)
 
 
 def _int32(key: str, v: Any) -> int:
@@ -105,15 +133,20 @@ def _int32(key: str, v: Any) -> int:
 
 def _float(key: str, v: Any) -> float:
     if type(v) is float:
-        return v
-    if isinstance(v, int | str) and not isinstance(v, bool):
+        f: float = v
+    elif isinstance(v, int | str) and not isinstance(v, bool):
         try:
-            return float(v)
+            f = float(v)
         except OverflowError:  # an integer from OTLP JSON can be far beyond a double
             raise Rejected(f"attribute {key} out of range") from None
         except ValueError:
-            pass
-    raise _bad(key, "a number", v)
+            raise _bad(key, "a number", v) from None
+    else:
+        raise _bad(key, "a number", v)
+    # NaN and infinities are never stored: every later aggregate and JSON answer would choke on them.
+    if not math.isfinite(f):
+        raise Rejected(f"attribute {key} must be finite, got {f}")
+    return f
 
 
 def _bool(key: str, v: Any) -> bool:
@@ -128,6 +161,7 @@ def _bool(key: str, v: Any) -> bool:
 
 _COERCE: dict[Coerce, Callable[[str, Any], Any]] = {
     "str": _str,
+    "tokens": _tokens,
     "count": _count,
     "int32": _int32,
     "float": _float,
@@ -219,11 +253,17 @@ def _finish(
         raise Rejected("span ends before it starts")
     if start >= 1 << 62 or end >= 1 << 62:
         raise Rejected("span start or end time out of range")
+    if name:
+        _text("span name", name)
+    if service is not None and type(service) is not str:
+        service = _str(sc.SERVICE_NAME, service)
+    if service:
+        _text("resource attribute service.name", service)
     v[_TRACE_ID] = trace_id.hex()
     v[_SPAN_ID] = span_id.hex()
     v[_START] = start
     v[_END] = end
-    v[_SERVICE] = service if service is None or type(service) is str else str(service)
+    v[_SERVICE] = service
     v[_SPAN_NAME] = name or None
     v[_MODEL] = model
     operation = v[_OPERATION]
@@ -254,7 +294,10 @@ def normalize(span: SpanData) -> Row | None:
         elif key.startswith(_TAG_PREFIX):
             if tags is None:
                 tags = []
-            tags.append((key[_TAG_LEN:], value if type(value) is str else str(value)))
+            elif len(tags) == MAX_TAGS:
+                raise Rejected(f"span has more than {MAX_TAGS} tags (at most {MAX_TAGS} per span)")
+            tag = _text(f"tag key {key[:60]!r}", key[_TAG_LEN:])
+            tags.append((tag, _str(key, value) or ""))
     v[_TAGS] = tags
     return _finish(
         v,

@@ -19,9 +19,10 @@ from starlette.responses import JSONResponse
 
 from spendscope.collector import components
 from spendscope.collector import schemas as s
-from spendscope.collector.app import PROTECTED
 from spendscope.collector.components import Component
+from spendscope.collector.connections import MAX_HEADER_BYTES
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.policy import PROTECTED
 from spendscope.collector.web import MAX_JSON_BODY, Endpoint, Params
 
 __all__ = ["COMPONENT", "document", "operation"]
@@ -39,8 +40,9 @@ _TAGS = {
 _RESPONSES: dict[str, Any] = {
     "BadRequest": {
         "description": (
-            "a parameter or the body was refused; the message names it and says why. A request line "
-            "over 64 KiB (long filter lists) is refused by the HTTP server itself, in plain text"
+            "a parameter or the body was refused; the message names it and says why. Request "
+            f"headers over {MAX_HEADER_BYTES // 1024} KiB (a request line with long filter lists) are "
+            "refused by the HTTP server itself: in plain text, or far past it by closing the connection"
         ),
         "content": {"application/json": {"schema": s.ERROR}, "text/plain": {"schema": s.STRING}},
     },
@@ -50,6 +52,23 @@ _RESPONSES: dict[str, Any] = {
     },
     "TooLarge": {
         "description": f"the JSON body is over {MAX_JSON_BODY // 1024} KiB",
+        "content": {"application/json": {"schema": s.ERROR}},
+    },
+    # The request policy (policy.py) answers these before any endpoint runs.
+    "Forbidden": {
+        "description": (
+            "the Host is not a loopback name or in collector.allowed_hosts (a collector bound to "
+            "loopback), or a state-changing request came from another Origin"
+        ),
+        "content": {"application/json": {"schema": s.ERROR}},
+    },
+    "NotJson": {
+        "description": "a POST whose Content-Type is not application/json",
+        "content": {"application/json": {"schema": s.ERROR}},
+    },
+    "Busy": {
+        "description": "too many requests in flight (max_inflight_requests); retry after Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         "content": {"application/json": {"schema": s.ERROR}},
     },
 }
@@ -87,11 +106,16 @@ _TRACES: dict[str, Any] = {
         },
         "400": {**_STATUS_BODY, "description": "the body could not be decoded"},
         "401": {"$ref": "#/components/responses/Unauthorized"},
+        "403": {"$ref": "#/components/responses/Forbidden"},
+        "408": {**_STATUS_BODY, "description": "the body did not arrive in time"},
         "413": {**_STATUS_BODY, "description": "the body is over max_body_bytes, compressed or not"},
         "415": {**_STATUS_BODY, "description": "unsupported content type"},
         "503": {
             **_STATUS_BODY,
-            "description": "the ingest queue is full or the collector is stopping; retry after Retry-After",
+            "description": (
+                "the ingest queue is full, too many requests are in flight or the collector is "
+                "stopping; retry after Retry-After"
+            ),
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         },
     },
@@ -150,6 +174,11 @@ def _parameters(e: Endpoint) -> tuple[list[dict[str, Any]], dict[str, Any] | Non
     return params, request
 
 
+def _ref(name: str) -> dict[str, str]:
+    assert name in _RESPONSES, name
+    return {"$ref": f"#/components/responses/{name}"}
+
+
 def _error(description: str | tuple[str, Mapping[str, Any]]) -> dict[str, Any]:
     text, schema = (description, s.ERROR) if isinstance(description, str) else description
     return {"description": text, "content": {"application/json": {"schema": dict(schema)}}}
@@ -164,13 +193,23 @@ def operation(e: Endpoint) -> dict[str, Any]:
     }
     responses: dict[str, Any] = {str(e.status): ok}
     if params or body is not None:
-        responses["400"] = {"$ref": "#/components/responses/BadRequest"}
+        responses["400"] = _ref("BadRequest")
     if e.path.startswith(PROTECTED):
-        responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+        responses["401"] = _ref("Unauthorized")
+    responses["403"] = _ref("Forbidden")
     if e.method == "POST":
-        responses["413"] = {"$ref": "#/components/responses/TooLarge"}
-    for status, description in sorted(e.errors.items()):
-        responses[str(status)] = _error(description)
+        responses |= {"413": _ref("TooLarge"), "415": _ref("NotJson")}
+    if e.path != "/healthz":  # always answered
+        responses["503"] = _ref("Busy")
+    for status, description in e.errors.items():
+        if status == 503 and "503" in responses:  # the endpoint's own 503, or the policy's
+            text, schema = (description, s.ERROR) if isinstance(description, str) else description
+            busy = _RESPONSES["Busy"]
+            responses["503"] = {**_error((f"{text}; or {busy['description']}", schema))}
+            responses["503"]["headers"] = busy["headers"]
+        else:
+            responses[str(status)] = _error(description)
+    responses = dict(sorted(responses.items()))
     op: dict[str, Any] = {
         "summary": e.summary,
         "operationId": f"{e.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', e.path).strip('_')}",

@@ -72,7 +72,11 @@ _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_va
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate or identity) without ever holding more than ``limit``."""
+    """Undo ``Content-Encoding`` (gzip, deflate or identity) without ever holding more than ``limit``.
+
+    A gzip body may hold several members (RFC 1952); they are read whole, one after the other, and
+    anything after the last member that is not one is an error, never silently dropped.
+    """
     enc = encoding.strip().lower()
     if enc in ("", "identity"):
         return body
@@ -82,17 +86,28 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         wbits = zlib.MAX_WBITS
     else:
         raise DecodeError(f"unsupported Content-Encoding {encoding!r} (gzip, deflate or identity)")
-    d = zlib.decompressobj(wbits)
-    try:
-        # max_length stops a decompression bomb before it is materialized.
-        out = d.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise DecodeError(f"invalid {enc} body: {exc}") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise TooLargeError(f"decompressed body is over the {limit} byte limit")
-    if not d.eof:
-        raise DecodeError(f"truncated {enc} body")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            # max_length stops a decompression bomb before it is materialized.
+            out = d.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise DecodeError(f"invalid {enc} body{' member' if parts else ''}: {exc}") from None
+        size += len(out)
+        if size > limit or d.unconsumed_tail:
+            raise TooLargeError(f"decompressed body is over the {limit} byte limit")
+        if not d.eof:
+            raise DecodeError(f"truncated {enc} body")
+        parts.append(out)
+        rest = d.unused_data
+        if not rest or enc != "gzip":
+            break
+    if rest:
+        raise DecodeError(f"{len(rest)} bytes of trailing data after the {enc} body")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # --- protobuf ---------------------------------------------------------------------------------
@@ -182,9 +197,17 @@ def walk_protobuf(
         service = resource.get(SERVICE_NAME)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                tid, sid, name = s.trace_id, s.span_id, s.name
+                tid, sid = s.trace_id, s.span_id
                 start, end = s.start_time_unix_nano, s.end_time_unix_nano
                 error = s.status.code == _STATUS_ERROR
+                try:
+                    name = s.name.decode()
+                except UnicodeDecodeError:
+                    name = s.name.decode(errors="replace")
+                    append(
+                        SpanData(tid, sid, name, start, end, error, {}, resource, "span name is not UTF-8")
+                    )
+                    continue
                 try:
                     entries = attributes.entries(s.attributes)
                 except AttributeError_ as exc:

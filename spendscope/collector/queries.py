@@ -245,14 +245,14 @@ def build_spend(
     u = build_union(
         DAILY, start, end, _spend_cols(keys), [measure(DAILY, m) for m in DAILY.measures], dirty_days, filters
     )
-    # Counts and token sums as BIGINT: Python ints straight from Arrow (HUGEINT arrives as a decimal
-    # to format and parse back); a sum past 9.2e18 tokens fails loudly rather than wrap.
+    # Counts as BIGINT; token sums as HUGEINT, which no sum of stored counts can overflow (they
+    # arrive as decimals of scale 0 and leave as JSON integers, see fetch_dicts).
     counts = ("calls", "errors", "priced_calls", "unpriced_calls")
 
     def final(m: str) -> str:
         if m in counts:
             return f"coalesce({m}, 0)::BIGINT AS {m}"
-        return f"{m}::BIGINT AS {m}" if m in TOKEN_FIELDS else m
+        return f"{m}::HUGEINT AS {m}" if m in TOKEN_FIELDS else m
 
     metrics = ", ".join(final(m) for m in DAILY.measures)
     sql = f"SELECT {''.join(f'{k}, ' for k in keys)}{metrics} FROM ({u.sql}){_order(keys)}"
@@ -422,7 +422,8 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[list[date]]:
 def to_json_value(v: Any) -> Any:
     """A DuckDB value as JSON: money and other decimals as plain strings, times as ISO."""
     if isinstance(v, Decimal):
-        return money_str(v)
+        # Scale 0 is a HUGEINT sum of counts (a whole number); any other decimal is money.
+        return int(v) if v.as_tuple().exponent == 0 else money_str(v)
     if isinstance(v, datetime):
         return v.isoformat().replace("+00:00", "Z")
     if isinstance(v, date):
@@ -438,6 +439,8 @@ def _json_column(column: Any) -> list[Any]:
     thousands of cells, mostly plain)."""
     values: list[Any] = column.to_pylist()
     kind = column.type
+    if pa.types.is_decimal(kind) and kind.scale == 0:  # HUGEINT sums: whole numbers, not money
+        return [None if v is None else int(v) for v in values]
     if (
         pa.types.is_integer(kind)
         or pa.types.is_floating(kind)

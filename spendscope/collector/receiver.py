@@ -41,9 +41,15 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
+_BODY_TIMEOUT_S = 60.0
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time (answered with 408)."""
+
 
 # google.rpc.Code values that match the HTTP statuses we send.
-_RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
+_RPC_CODE = {400: 3, 408: 4, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
 
 
 def _status_body(kind: str, http_status: int, message: str) -> bytes:
@@ -61,9 +67,15 @@ class TracesEndpoint:
         settings = ctx.config.collector
         self.max_body = settings.max_body_bytes
         self.retry_after = str(settings.retry_after_s)
+        # Bodies held at once (read, then decoded): memory is bounded by this times max_body_bytes,
+        # because a request takes its slot before the first body byte is read.
         self._limiter = anyio.CapacityLimiter(settings.max_concurrent_decodes)
         self.requests = 0
         self.refused = 0
+
+    @property
+    def bodies_in_memory(self) -> int:
+        return int(self._limiter.borrowed_tokens)
 
     def _error(self, kind: str, status: int, message: str, *, retry: bool = False) -> Response:
         headers = {"Retry-After": self.retry_after} if retry else None
@@ -87,11 +99,15 @@ class TracesEndpoint:
                 raise TooLargeError(f"body of {size} bytes is over the {self.max_body} byte limit")
         chunks: list[bytes] = []
         total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > self.max_body:
-                raise TooLargeError(f"body is over the {self.max_body} byte limit")
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(_BODY_TIMEOUT_S):  # a slow sender must not hold its slot forever
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > self.max_body:
+                        raise TooLargeError(f"body is over the {self.max_body} byte limit")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BodyTimeout(f"the body did not arrive within {_BODY_TIMEOUT_S:g} s") from None
         return b"".join(chunks)
 
     def _drop_expired(self, batch: IngestBatch) -> IngestBatch:
@@ -106,22 +122,25 @@ class TracesEndpoint:
     async def _decode_and_offer(self, request: Request, kind: str, writer: Writer) -> IngestBatch | Response:
         """Read, decode and queue the request's spans; an error answer if any step refuses it."""
         is_json = kind == _JSON
+        encoding = request.headers.get("content-encoding", "")
         try:
-            body = await self._read_body(request)
-            encoding = request.headers.get("content-encoding", "")
-            pool = self.ctx.decode_pool
-            if pool is None:
-                pricer = self.ctx.pricer
-                assert pricer is not None
-                batch = await anyio.to_thread.run_sync(
-                    prepare_batch, body, encoding, is_json, self.max_body, pricer, limiter=self._limiter
-                )
-            else:
-                async with self._limiter:
+            async with self._limiter:
+                body = await self._read_body(request)
+                pool = self.ctx.decode_pool
+                if pool is None:
+                    pricer = self.ctx.pricer
+                    assert pricer is not None
+                    batch = await anyio.to_thread.run_sync(
+                        prepare_batch, body, encoding, is_json, self.max_body, pricer
+                    )
+                else:
                     fut = pool.executor.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
+                del body
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))
+        except BodyTimeout as exc:
+            return self._error(kind, 408, str(exc))
         except DecodeError as exc:
             return self._error(kind, 400, str(exc))
         except BrokenProcessPool:
@@ -129,7 +148,6 @@ class TracesEndpoint:
             if self.ctx.decode_pool is not None:
                 self.ctx.decode_pool.restart()
             return self._error(kind, 503, "decoder restarted, retry later", retry=True)
-        del body
         batch = self._drop_expired(batch)
         if batch.size:
             try:

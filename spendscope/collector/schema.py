@@ -28,6 +28,9 @@ __all__ = [
     "BATCH_SCHEMA",
     "COLUMNS",
     "DIMENSIONS",
+    "MAX_TAGS",
+    "MAX_TEXT",
+    "MAX_TOKENS",
     "MONEY",
     "ROW_FIELDS",
     "ROW_INDEX",
@@ -39,9 +42,13 @@ __all__ = [
 ]
 
 # How a raw attribute value becomes the column's value (see spendscope.collector.normalize):
-# str: any scalar as text (lists joined with commas, bytes as hex; empty is absent);
-# count: an integer in [0, 2^62); int32: a 32-bit integer; float: a number; bool: a boolean.
-Coerce = Literal["str", "count", "int32", "float", "bool"]
+# str: any scalar as text (lists joined with commas, bytes as hex; empty is absent), at most
+# MAX_TEXT bytes; tokens: a token count in [0, 2^32), so that any sum of them stays exact; count:
+# an integer in [0, 2^62); int32: a 32-bit integer; float: a finite number; bool: a boolean.
+Coerce = Literal["str", "tokens", "count", "int32", "float", "bool"]
+MAX_TEXT = 4096  # bytes of any text value (dimensions, ids, names, tag keys and values)
+MAX_TAGS = 1000  # tags on one span
+MAX_TOKENS = 1 << 32  # tokens of one kind in one call; beyond this no real call goes
 Origin = Literal["span", "price", "insert"]
 
 
@@ -87,7 +94,8 @@ def _str(name: str, *attributes: str, doc: str = "", dimension: bool = False) ->
 
 
 def _count(name: str, *attributes: str, doc: str = "", token: bool = False) -> Column:
-    return Column(name, "BIGINT", doc, arrow=_I64, attributes=attributes, coerce="count", token=token)
+    coerce: Coerce = "tokens" if token else "count"
+    return Column(name, "BIGINT", doc, arrow=_I64, attributes=attributes, coerce=coerce, token=token)
 
 
 def _float(name: str, attribute: str, doc: str = "") -> Column:

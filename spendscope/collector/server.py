@@ -25,9 +25,11 @@ from starlette.applications import Starlette
 from spendscope.collector import components
 from spendscope.collector.app import create_app
 from spendscope.collector.config import Config
+from spendscope.collector.connections import guarded_protocol
 from spendscope.collector.context import CollectorContext, utc_now
 from spendscope.collector.core import rollup_now, safely
 from spendscope.collector.ingest import Writer
+from spendscope.collector.policy import is_loopback
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
 from spendscope.collector.rollups import roll_dirty_days
@@ -89,7 +91,7 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
     components.migrate(store)
-    sources = PriceSources.load(config.pricing_overrides, config.pricing_extra_tables)
+    sources = PriceSources.load(config.pricing.overrides, config.pricing_extra_tables)
     table = build_price_table(sources)
     for hidden in table.shadowed():
         if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
@@ -110,6 +112,19 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         if part.setup is not None:
             part.setup(ctx)
     return ctx
+
+
+def _raise_open_file_limit() -> None:
+    """Every connection is a file descriptor: use all the process may have, not a low soft limit."""
+    try:
+        import resource  # noqa: PLC0415 (POSIX only)
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else hard
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def default_duckdb_threads() -> int:
@@ -174,6 +189,16 @@ def shutdown(ctx: CollectorContext) -> None:
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     configure_logging(config.collector.log_level)
+    settings = config.collector
+    if not is_loopback(settings.host) and not config.token and not settings.allow_unauthenticated:
+        log.error(
+            "refusing to listen on %s without a token: anyone who can reach it could read spend and "
+            "change alerts. Set SPENDSCOPE_TOKEN, bind to 127.0.0.1, or set "
+            "collector.allow_unauthenticated = true if something else guards this address",
+            settings.host,
+        )
+        return 2
+    _raise_open_file_limit()
     try:
         ctx = build_context(config)
     except PriceDataError as exc:
@@ -206,7 +231,10 @@ def run(config: Config) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
-        limit_concurrency=256,
+        # Requests in flight are limited by the request policy (which always answers /healthz);
+        # idle and slow connections are closed by the protocol's header deadline.
+        limit_concurrency=None,
+        http=guarded_protocol(settings.header_timeout_s),
         server_header=False,
     )
     server = uvicorn.Server(uv_config)

@@ -20,6 +20,7 @@ __all__ = [
     "ExtraTableRef",
     "PriceSources",
     "build_price_table",
+    "check_extra_tables",
     "extra_table_refs",
 ]
 
@@ -76,18 +77,25 @@ def build_price_table(sources: PriceSources | None = None) -> PriceTable:
     return table
 
 
-def extra_table_refs(value: object, config_path: str | None) -> tuple[ExtraTableRef, ...]:
-    """``[pricing] extra_tables`` checked: a list of file names, relative to the config file's folder."""
+def check_extra_tables(value: object) -> tuple[str, ...]:
+    """The file names of ``[pricing] extra_tables``; ``ValueError`` says what the list must be."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("must be a list of file names")
+    twice = next((name for i, name in enumerate(value) if name in value[:i]), None)
+    if twice is not None:
+        raise ValueError(f"lists {twice!r} twice")
+    return tuple(value)
+
+
+def extra_table_refs(value: object, config_path: str | None) -> tuple[ExtraTableRef, ...]:
+    """``[pricing] extra_tables`` checked: a list of file names, relative to the config file's folder."""
+    try:
+        names = check_extra_tables(value)
+    except ValueError as exc:
         raise PriceDataError(
-            f"{config_path or '<config>'}: pricing.extra_tables must be a list of file names, got {value!r}"
-        )
+            f"{config_path or '<config>'}: pricing.extra_tables {exc}, got {value!r}"
+        ) from None
     base = Path(config_path).resolve().parent if config_path else Path.cwd()
-    refs: list[ExtraTableRef] = []
-    for name in value:
-        if name in (r.label for r in refs):
-            raise PriceDataError(f"{config_path or '<config>'}: pricing.extra_tables lists {name!r} twice")
-        refs.append(ExtraTableRef(label=name, path=str(base / Path(name).expanduser())))
-    return tuple(refs)
+    return tuple(ExtraTableRef(label=name, path=str(base / Path(name).expanduser())) for name in names)

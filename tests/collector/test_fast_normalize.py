@@ -7,6 +7,7 @@ of ignored spans, for our SDK's spans and for every odd mix of names, types and 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -39,7 +40,8 @@ _KEYS = [
 ]
 _VALUES = st.one_of(
     st.sampled_from(["openai", "chat", "gpt-4o-mini", "gpt-4o", "embeddings", "", "default", "true"]),
-    st.sampled_from([0, 1, 200, 429, 500, 1024, 2**62, -5, True, False, 1.5, 3.0, EMPTY]),
+    st.sampled_from([0, 1, 200, 429, 500, 1024, 2**32, 2**62, -5, True, False, 1.5, 3.0, EMPTY]),
+    st.sampled_from([math.nan, math.inf, -math.inf, "y" * 5000, "é" * 1500]),
     st.sampled_from(["12", " 7 ", "x", b"\x01", ["stop"], {"k": 1}]),
 )
 _SPAN = st.fixed_dictionaries(
@@ -58,7 +60,7 @@ def _typed(key: str) -> st.SearchStrategy[Any]:
     coerce = _COERCE[key]
     if coerce == "str":
         return st.sampled_from(["openai", "chat", "responses", "gpt-4o-mini", "gpt-4o", "", "flex", "u-1"])
-    if coerce in ("count", "int32"):
+    if coerce in ("tokens", "count", "int32"):
         return st.sampled_from([0, 3, 200, 404, 429, 1024])
     if coerce == "float":
         return st.sampled_from([0.0, 0.25, 12.5])

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 
 pytest.importorskip("duckdb")
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
@@ -31,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from spendscope.collector import components
+from spendscope.collector.connections import MAX_HEADER_BYTES
 from spendscope.collector.openapi import document
 from spendscope.fake_openai.server import FakeOpenAI
 from tests.collector.helpers import CollectorProcess
@@ -103,7 +105,7 @@ def api_document(collector: CollectorProcess) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def api_schema(collector: CollectorProcess, api_document: dict[str, Any]) -> Any:
     schema = schemathesis.openapi.from_dict(api_document)
-    schema.config.update(base_url=collector.url, request_timeout=60)
+    schema.config.update(base_url=collector.url, request_timeout=10)
     return schema
 
 
@@ -155,6 +157,14 @@ _SAFE = (
 )
 
 
+def _request_line(case: Any) -> int:
+    """Bytes of the request's target, as sent: the HTTP layer refuses headers over MAX_HEADER_BYTES
+    (a limit on the whole request line that no parameter's schema can state; the document says it
+    in its 400). Five filter lists of 50 values of 4,096 characters are each valid, together not."""
+    prepared = requests.Request(**case.as_transport_kwargs(base_url="http://h")).prepare()
+    return len(str(prepared.path_url))
+
+
 def _takes_a_rule(definition: dict[str, Any], path: str) -> bool:
     body = definition.get("requestBody", {}).get("content", {}).get("application/json", {})
     return "{rule}" in path or "rule" in body.get("schema", {}).get("properties", {})
@@ -197,6 +207,7 @@ def test_a_real_collector_answers_as_documented(api_schema: Any) -> None:
             @FUZZ
             @given(case=strategy)
             def check(case: Any) -> None:
+                assume(_request_line(case) <= MAX_HEADER_BYTES)
                 case.call_and_validate(checks=CHECKS)
 
             try:
@@ -214,8 +225,10 @@ def test_a_real_collector_answers_as_documented(api_schema: Any) -> None:
 def test_the_success_answers_of_the_state_changing_endpoints(api_schema: Any) -> None:
     """The fuzzer rarely names a real rule or silence: their 2xx answers are checked here."""
     cases = [
-        api_schema["/api/v1/sync"]["POST"].Case(body={}),
-        api_schema["/api/v1/alerts/{rule}/test"]["POST"].Case(path_parameters={"rule": "errors"}),
+        api_schema["/api/v1/sync"]["POST"].Case(body={}, media_type="application/json"),
+        api_schema["/api/v1/alerts/{rule}/test"]["POST"].Case(
+            path_parameters={"rule": "errors"}, body={}, media_type="application/json"
+        ),
         api_schema["/api/v1/alerts/silences"]["POST"].Case(body={"rule": "errors", "duration": "2h"}),
         api_schema["/api/v1/prices/reprice"]["POST"].Case(body={"since": "2026-01-01T00:00:00Z"}),
     ]

@@ -53,7 +53,7 @@ def test_the_batch_is_the_row_then_the_price() -> None:
 def test_every_span_column_is_filled_by_normalize() -> None:
     # A span carrying one value for every attribute the spec names: no span column stays empty
     # except those derived from what this span lacks (tags) or from the span's own fields.
-    sample = {"str": "x", "count": 3, "int32": 200, "float": 0.5, "bool": True}
+    sample = {"str": "x", "tokens": 3, "count": 3, "int32": 200, "float": 0.5, "bool": True}
     attrs = {c.attributes[0]: sample[c.coerce or "str"] for c in COLUMNS if c.attributes}
     span = SpanData(b"\1" * 16, b"\2" * 8, "chat x", 10**18, 10**18 + 5, False, attrs, {"service.name": "s"})
     row = normalize(span)

@@ -205,16 +205,17 @@ def test_pricer_agrees_with_the_engine(
 def test_config_file_env_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(
-        '[collector]\nport = 9999\ndb = "/x/a.duckdb"\n[sync]\nanything = 1\n[retention]\ncalls_days = 90\n'
+        '[collector]\nport = 9999\ndb = "/x/a.duckdb"\n[sync]\nenabled = false\n'
+        "[retention]\ncalls_days = 90\n"
     )
     c = load_config(f, env={"SPENDSCOPE_DB": "/y/b.duckdb", "SPENDSCOPE_TOKEN": "t"})
     assert c.collector.port == 9999 and c.collector.db_path == "/y/b.duckdb" and c.token == "t"
-    assert c.retention.calls_days == 90 and c.raw["sync"] == {"anything": 1}
+    assert c.retention.calls_days == 90 and not c.sync.enabled
     assert load_config(f, env={}, db="/z.duckdb", port=1).collector.db_path == "/z.duckdb"
     c = load_config(None, env={"SPENDSCOPE_CONFIG": str(f)})
     assert c.path == str(f)
     f.write_text('[collector]\nport = "eighty"\n')
-    with pytest.raises(ConfigError, match=r"c\.toml: collector\.port must be an integer"):
+    with pytest.raises(ConfigError, match=r"c\.toml: collector\.port: must be an integer, got 'eighty'"):
         load_config(f, env={})
     f.write_text("[collector]\nprot = 1\n")
     with pytest.raises(ConfigError, match="unknown key"):
@@ -242,13 +243,15 @@ def test_config_duckdb_sizes(tmp_path: Path) -> None:
     store.close()
     assert row is not None and row[0] == "256.0 MiB"
     f.write_text("[retention]\ncalls_days = 90\nrollup_days = 30\n")
-    with pytest.raises(ConfigError, match=r"retention\.rollup_days \(30\) must be 0 \(forever\) or at least"):
+    with pytest.raises(
+        ConfigError, match=r"retention\.rollup_days: must be 0 \(forever\) or at least calls_"
+    ):
         load_config(f, env={})
     f.write_text("[retention]\nrollup_days = 30\n")  # calls kept forever, rollups not
     with pytest.raises(ConfigError, match="calls are kept forever"):
         load_config(f, env={})
     f.write_text('[collector]\nduckdb_checkpoint_threshold = "lots"\n')
-    with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold must be a size"):
+    with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold: must be a size"):
         load_config(f, env={})
 
 
@@ -331,5 +334,6 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
     assert con.execute("SELECT count(DISTINCT day) FROM rollup_daily").fetchone() == (3,)
     assert con.execute("SELECT count(DISTINCT day) FROM rollup_latency_daily").fetchone() == (3,)
     # Unlimited retention deletes nothing.
-    assert apply_retention(con, now, RetentionSettings(None, None, None)) == {}
+    forever = RetentionSettings(calls_days=None, rejected_days=None, rollup_days=None)
+    assert apply_retention(con, now, forever) == {}
     store.close()

@@ -49,7 +49,7 @@ def test_demo_runs_headless_and_everything_shows_up(tmp_path: Path) -> None:
                 if "spend" in seen:
                     # Sync now, then read: billed and tracked describe the same moment (the
                     # scheduled sync may have run when almost nothing was billed yet).
-                    httpx.post(f"{api}/sync", timeout=60).raise_for_status()
+                    httpx.post(f"{api}/sync", json={}, timeout=60).raise_for_status()
                     recon = _get(f"{api}/reconciliation", group_by="day", **ALL_TIME)
                     if any(row.get("billed_usd") not in (None, "0") for row in recon["rows"]):
                         seen["reconciliation"] = recon

@@ -50,11 +50,11 @@ def test_file_values() -> None:
 @pytest.mark.parametrize(
     ("section", "needle"),
     [
-        ({"bogus": 1}, "unknown key(s) bogus"),
+        ({"bogus": 1}, "sync.bogus: unknown key"),
         ({"interval": "soon"}, "sync.interval"),
-        ({"interval": 0}, "sync.interval must be positive"),
+        ({"interval": 0}, "sync.interval: must be positive"),
         ({"bucket_width": "2h"}, "sync.bucket_width"),
-        ({"endpoints": ["completions", "nope"]}, "unknown endpoint(s) nope"),
+        ({"endpoints": ["completions", "nope"]}, "sync.endpoints[1]: must be one of completions"),
         ({"enabled": "yes"}, "sync.enabled"),
         ({"backfill_days": 0}, "sync.backfill_days"),
         ({"base_url": "ftp://x"}, "sync.base_url"),

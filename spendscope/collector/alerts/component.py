@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from spendscope.collector.alerts.config import parse_alerts
 from spendscope.collector.alerts.delivery import DeliveryWorker
 from spendscope.collector.alerts.engine import AlertEngine
 from spendscope.collector.alerts.routes import ENDPOINTS
@@ -18,7 +17,7 @@ log = logging.getLogger("spendscope.collector.alerts")
 
 
 def setup(ctx: CollectorContext) -> None:
-    config = parse_alerts(ctx.config.raw, ctx.config.path)
+    config = ctx.config.alerts
     worker = DeliveryWorker(
         ctx.store,
         config.channels,

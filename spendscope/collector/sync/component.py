@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.sync.config import parse_sync_settings
 from spendscope.collector.sync.job import SyncJob
 from spendscope.collector.sync.routes import ENDPOINTS
 
@@ -18,7 +16,7 @@ log = logging.getLogger("spendscope.sync")
 
 
 def setup(ctx: CollectorContext) -> None:
-    settings = parse_sync_settings(ctx.config.raw, os.environ)
+    settings = ctx.config.sync
     job = SyncJob(
         settings,
         ctx.store.run_write,

@@ -10,19 +10,17 @@ from typing import Any
 
 from spendscope.collector.alerts.channels import email, pagerduty, slack, webhook
 from spendscope.collector.alerts.channels.transport import Outcome, post_json
-from spendscope.collector.alerts.config import ChannelConfig
+from spendscope.collector.alerts.config import ChannelConfig, PagerDutyChannel, SlackChannel, WebhookChannel
 
 __all__ = ["Outcome", "post_json", "send"]
 
 
 def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
     """Deliver ``payload`` (see ``state.event_payload``) through ``channel``: one attempt."""
-    if channel.type == "slack":
+    if isinstance(channel, SlackChannel):
         return slack.send(channel, payload)
-    if channel.type == "webhook":
+    if isinstance(channel, WebhookChannel):
         return webhook.send(channel, payload)
-    if channel.type == "pagerduty":
+    if isinstance(channel, PagerDutyChannel):
         return pagerduty.send(channel, payload)
-    if channel.type == "email":
-        return email.send(channel, payload)
-    return Outcome(False, None, f"unknown channel type {channel.type!r}")
+    return email.send(channel, payload)
