@@ -198,17 +198,18 @@ def operation(e: Endpoint) -> dict[str, Any]:
         responses["401"] = _ref("Unauthorized")
     responses["403"] = _ref("Forbidden")
     if e.method == "POST":
-        responses |= {"413": _ref("TooLarge"), "415": _ref("NotJson")}
+        responses["413"] = _ref("TooLarge")
+        if e.path.startswith("/api/"):
+            responses["415"] = _ref("NotJson")
     if e.path != "/healthz":  # always answered
         responses["503"] = _ref("Busy")
     for status, description in e.errors.items():
-        if status == 503 and "503" in responses:  # the endpoint's own 503, or the policy's
-            text, schema = (description, s.ERROR) if isinstance(description, str) else description
+        answer = _error(description)
+        if status == 503 and "503" in responses:  # the endpoint's own 503, and the policy's
             busy = _RESPONSES["Busy"]
-            responses["503"] = {**_error((f"{text}; or {busy['description']}", schema))}
-            responses["503"]["headers"] = busy["headers"]
-        else:
-            responses[str(status)] = _error(description)
+            answer |= {"description": f"{answer['description']}; or {busy['description']}"}
+            answer["headers"] = busy["headers"]
+        responses[str(status)] = answer
     responses = dict(sorted(responses.items()))
     op: dict[str, Any] = {
         "summary": e.summary,

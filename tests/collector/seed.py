@@ -1,16 +1,20 @@
 """A small, varied history for tests that read the whole API: several models, projects and services,
-errors and 429s, an unpriced model, rate-limit headers, users, features and tags, over several days."""
+errors and 429s, an unpriced model, rate-limit headers, users, features and tags, over several days;
+and a collector that holds it, syncing against the fake OpenAI."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from spendscope import semconv as sc
+from spendscope.fake_openai.server import FakeOpenAI
 from tests.collector.helpers import CollectorProcess, genai_attrs, make_request, span_dict
 
-__all__ = ["DAY_NS", "seed"]
+__all__ = ["DAY_NS", "seed", "seeded_collector"]
 
 DAY_NS = 86_400 * 10**9
 _MODELS = ("gpt-4o-mini", "gpt-4o", "o4-mini", "no-such-model-xyz")
@@ -68,3 +72,25 @@ def seed(
         resp = collector.post_otlp(body, headers=headers)
         assert resp.status_code == 200, resp.text
     return n
+
+
+@contextmanager
+def seeded_collector(
+    folder: Path, fake: FakeOpenAI, config: str, token: str | None = None
+) -> Iterator[CollectorProcess]:
+    """A collector on ``folder`` with ``config``, the fake's admin key (so a sync works) and
+    ``token`` if given, seeded by :func:`seed`; stopped at the end."""
+    (folder / "spendscope.toml").write_text(config)
+    env = {"OPENAI_ADMIN_KEY": fake.admin_key, "SPENDSCOPE_OPENAI_BASE_URL": fake.base_url}
+    if token:
+        env["SPENDSCOPE_TOKEN"] = token
+    proc = CollectorProcess(folder / "spendscope.duckdb", env=env, config=folder / "spendscope.toml")
+    proc.start()
+    try:
+        seed(proc, headers={"Authorization": f"Bearer {token}"} if token else None)
+        yield proc
+    finally:
+        try:
+            proc.terminate()
+        finally:
+            proc.kill()

@@ -35,7 +35,7 @@ from spendscope.collector.connections import MAX_HEADER_BYTES
 from spendscope.collector.openapi import document
 from spendscope.fake_openai.server import FakeOpenAI
 from tests.collector.helpers import CollectorProcess
-from tests.collector.seed import seed
+from tests.collector.seed import seeded_collector
 
 pytestmark = pytest.mark.slow
 
@@ -78,19 +78,8 @@ CHECKS = [
 def collector(
     fake_openai_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CollectorProcess]:
-    fake = fake_openai_server
-    tmp = Path(tmp_path_factory.mktemp("openapi"))
-    (tmp / "spendscope.toml").write_text(CONFIG)
-    env = {"OPENAI_ADMIN_KEY": fake.admin_key, "SPENDSCOPE_OPENAI_BASE_URL": fake.base_url}
-    proc = CollectorProcess(tmp / "spendscope.duckdb", env=env, config=tmp / "spendscope.toml").start()
-    try:
-        seed(proc)
+    with seeded_collector(Path(tmp_path_factory.mktemp("openapi")), fake_openai_server, CONFIG) as proc:
         yield proc
-    finally:
-        try:
-            proc.terminate()
-        finally:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
