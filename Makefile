@@ -62,12 +62,10 @@ typecheck: $(VENV)/.installed
 # broken link fails the build. Never add --quiet: it hides the warnings strict mode counts, and a
 # broken link then passes. Material prints an end-of-life notice on every build (see
 # docs/development.md); NO_MKDOCS_2_WARNING keeps the test log to the build's own lines. The
-# configuration reference and the API reference (with docs/openapi.json) are generated from their
-# declarations first; under CI (CI=true) a committed page that is stale fails instead, as tests/docs
-# does.
+# configuration reference is generated from the config declarations first; under CI (CI=true) a
+# committed page that is stale fails instead, as tests/docs does.
 docs: $(VENV)/.installed
-	$(PY) -m spendscope.collector.configdoc $(if $(CI),--check) docs/configuration.md
-	$(PY) -m spendscope.collector.apidoc $(if $(CI),--check) docs
+	$(PY) -m spendscope.collector.docgen $(if $(CI),--check)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 unit: $(VENV)/.installed

@@ -192,8 +192,8 @@ class Config(Section):
         None,
         env="SPENDSCOPE_TOKEN",
         env_only=True,
-        help="When set, `/v1/traces` and `/api/*` require `Authorization: Bearer <token>` "
-        "([Authentication](api.md#authentication)).",
+        help="When set, `/v1/traces`, `/api/*` and `/metrics` require `Authorization: Bearer <token>` "
+        "([Authentication](api.md#authentication-and-request-policy)).",
     )
     path: str | None = setting(
         None, env=CONFIG_ENV, flag="--config", internal=True, help="The TOML config file."

@@ -257,11 +257,8 @@ class MetricsParams(Params):
 
 
 def _scrape(ctx: CollectorContext, max_series: int) -> bytes:
-    cur = ctx.store.cursor()
-    try:
-        stored = read_stored(cur, ctx.clock())
-    finally:
-        cur.close()
+    now = ctx.clock()
+    stored = ctx.store.read(lambda cur: read_stored(cur, now))
     w, traces = ctx.writer, ctx.traces
     sync = ctx.sync
     metrics = families(

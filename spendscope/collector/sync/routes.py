@@ -7,7 +7,6 @@ or failed, 409 when a run is already going and does not finish in time).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +23,6 @@ from spendscope.isotime import format_time
 __all__ = ["ENDPOINTS"]
 
 _MANUAL_WAIT_S = 300.0
-
-
-def _read(ctx: CollectorContext, fn: Callable[[Any], Any]) -> Any:
-    cur = ctx.store.cursor()
-    try:
-        return fn(cur)
-    finally:
-        cur.close()
 
 
 def _job(ctx: CollectorContext) -> SyncJob:
@@ -61,7 +52,7 @@ class ReconciliationParams(TimeRange):
 
 
 async def reconciliation(ctx: CollectorContext, p: ReconciliationParams) -> dict[str, Any]:
-    doc = await run_in_threadpool(_read, ctx, lambda c: rec.reconcile(c, p.start, p.end, p.group_by))
+    doc = await run_in_threadpool(ctx.store.read, lambda c: rec.reconcile(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, **doc}
 
 
@@ -70,7 +61,7 @@ class UsageParams(TimeRange):
 
 
 async def usage(ctx: CollectorContext, p: UsageParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda c: rec.usage_summary(c, p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.usage_summary(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -79,7 +70,7 @@ class CostsParams(TimeRange):
 
 
 async def costs(ctx: CollectorContext, p: CostsParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda c: rec.costs_summary(c, p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.costs_summary(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -88,7 +79,7 @@ class RunsParams(Params):
 
 
 async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
-    return {"rows": await run_in_threadpool(_read, ctx, lambda c: _runs(c, p.limit))}
+    return {"rows": await run_in_threadpool(ctx.store.read, lambda c: _runs(c, p.limit))}
 
 
 # --- answers (JSON Schema, for the API document) ---------------------------------------------------

@@ -22,10 +22,23 @@ def post_json(
 ) -> Outcome:
     """One POST with a hard timeout; any 2xx is delivered, everything else is a readable error."""
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False) as client:
-            resp = client.post(url, json=body, headers=headers or {})
+        with (
+            httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False) as client,
+            client.stream("POST", url, json=body, headers=headers or {}) as resp,
+        ):
+            status = resp.status_code
+            # Only the start of an answer is kept: a receiver cannot make the collector hold a huge body.
+            head = b""
+            for chunk in resp.iter_bytes():
+                head += chunk
+                if len(head) >= _KEEP:
+                    break
     except httpx.HTTPError as exc:
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
-    if 200 <= resp.status_code < 300:
-        return Outcome(True, resp.status_code)
-    return Outcome(False, resp.status_code, f"HTTP {resp.status_code}: {resp.text[:300]}")
+    if 200 <= status < 300:
+        return Outcome(True, status)
+    text = head[:_KEEP].decode("utf-8", "replace")
+    return Outcome(False, status, f"HTTP {status}: {text}")
+
+
+_KEEP = 300
