@@ -39,6 +39,8 @@ COMPONENTS: tuple[str, ...] = (
     "spendscope.collector.sync.component",
     "spendscope.collector.alerts.component",
     "spendscope.collector.lake.component",
+    "spendscope.collector.prometheus",
+    "spendscope.collector.openapi",
 )
 
 

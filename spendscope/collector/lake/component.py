@@ -14,7 +14,7 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.lake.replica import LakeReplica
 from spendscope.collector.web import ApiError, Endpoint, Params
 
-__all__ = ["COMPACTION_INTERVAL_S", "COMPONENT", "LAKE_STATUS_SCHEMA", "NO_LAKE"]
+__all__ = ["COMPACTION_INTERVAL_S", "COMPACT_SCHEMA", "COMPONENT", "LAKE_STATUS_SCHEMA", "NO_LAKE"]
 
 log = logging.getLogger("spendscope.collector.lake")
 
@@ -55,6 +55,18 @@ LAKE_STATUS_SCHEMA: dict[str, Any] = {
         "last_compaction_at": _TIME,
         "reachable": {"type": "boolean"},
         "error": {"type": ["string", "null"]},
+    },
+}
+
+
+COMPACT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["ok", "files_before", "files_after", "duration_s"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "files_before": {"type": "integer", "description": "live data files before"},
+        "files_after": {"type": "integer", "description": "live data files after"},
+        "duration_s": {"type": "number"},
     },
 }
 
@@ -129,6 +141,7 @@ ENDPOINTS = (
         "/api/v1/lake/compact",
         compact,
         summary="Compact the lake now: merge small files, expire old snapshots, remove their files",
+        response=COMPACT_SCHEMA,
         errors={404: "no [lake] section", 503: "the lake is not reachable yet"},
         tag="operations",
     ),

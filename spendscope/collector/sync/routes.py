@@ -12,9 +12,10 @@ from typing import Annotated, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.sync import reconcile as rec
-from spendscope.collector.sync.db import RUN_COLUMNS
+from spendscope.collector.sync.db import RUN_COLUMNS, RUN_COUNTS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
 from spendscope.collector.web import ApiError, Endpoint, Keys, Limit, Params, TimeRange
 from spendscope.isotime import format_time
@@ -81,30 +82,124 @@ async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
     return {"rows": await run_in_threadpool(ctx.store.read, lambda c: _runs(c, p.limit))}
 
 
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+_COUNTS = dict.fromkeys(RUN_COUNTS, s.COUNT)
+_TEXT = s.nullable(s.STRING)
+_EPOCH = s.nullable(s.INT)
+_RUN = s.obj(
+    {
+        "ok": s.BOOL,
+        "run_id": s.INT,
+        "trigger": s.STRING,
+        "status": s.STRING,
+        "error": _TEXT,
+        "window_start": s.nullable(s.TIME),
+        "window_end": s.nullable(s.TIME),
+        "duration_s": s.NUMBER,
+        **_COUNTS,
+        "errors": s.COUNT,
+        "endpoints": s.array(
+            s.obj(
+                {
+                    "endpoint": s.STRING,
+                    "window_start": _EPOCH,
+                    "window_end": _EPOCH,
+                    "resumed": s.BOOL,
+                    **_COUNTS,
+                    "error": _TEXT,
+                }
+            )
+        ),
+    }
+)
+_RUNS = s.rows(
+    s.obj(
+        {
+            "run_id": s.INT,
+            "trigger": s.STRING,
+            "status": s.STRING,
+            "started_at": s.TIME,
+            "finished_at": s.nullable(s.TIME),
+            "duration_s": s.nullable(s.NUMBER),
+            "window_start": s.nullable(s.TIME),
+            "window_end": s.nullable(s.TIME),
+            **_COUNTS,
+            "errors": s.COUNT,
+            "error": _TEXT,
+        }
+    )
+)
+_RECONCILED = {
+    "tracked_usd": s.MONEY,
+    "billed_usd": s.MONEY_OR_NULL,
+    "capture_rate": s.RATIO_OR_NULL,
+    "estimated_usd": s.MONEY_OR_NULL,
+}
+_RECONCILIATION = s.rows(
+    s.obj(
+        _RECONCILED
+        | {"untracked_usd": s.MONEY_OR_NULL, "token_capture_rate": s.RATIO_OR_NULL}
+        | dict.fromkeys(
+            (
+                "calls",
+                "unpriced_calls",
+                "unpriced_usage_rows",
+                "tracked_input_tokens",
+                "tracked_output_tokens",
+                "tracked_cached_input_tokens",
+                "usage_requests",
+                "usage_input_tokens",
+                "usage_output_tokens",
+                "usage_cached_input_tokens",
+            ),
+            s.COUNT,
+        ),
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    totals=s.obj(_RECONCILED),
+)
+_USAGE = s.rows(
+    s.obj(
+        dict.fromkeys(("requests", "input_tokens", "cached_input_tokens", "output_tokens"), s.COUNT)
+        | {"estimated_usd": s.MONEY_OR_NULL, "unpriced_rows": s.COUNT},
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+)
+_COSTS = s.rows(
+    s.obj({"billed_usd": s.MONEY, "results": s.COUNT}, others=s.KEY_VALUE), **s.RANGE, group_by=s.STRINGS
+)
+
 ENDPOINTS = (
     Endpoint(
         "POST",
         "/api/v1/sync",
         sync_now,
         summary="Run a Usage/Costs sync now and say what it read and wrote",
+        response=_RUN,
         errors={
             409: "a sync is already running and did not finish in time",
-            502: "OpenAI refused the admin key or failed",
-            503: "no admin key is configured",
+            502: ("OpenAI refused the admin key or failed: the run, ok false", _RUN),
+            503: ("no admin key is configured", {"anyOf": [s.ERROR, _RUN]}),
         },
         tag="sync",
     ),
-    Endpoint("GET", "/api/v1/sync/runs", runs, RunsParams, "Recent sync runs", tag="sync"),
+    Endpoint("GET", "/api/v1/sync/runs", runs, RunsParams, "Recent sync runs", _RUNS, tag="sync"),
     Endpoint(
         "GET",
         "/api/v1/reconciliation",
         reconciliation,
         ReconciliationParams,
         "Tracked spend against billed spend",
+        _RECONCILIATION,
         tag="sync",
     ),
-    Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", tag="sync"),
-    Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", tag="sync"),
+    Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", _USAGE, tag="sync"),
+    Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", _COSTS, tag="sync"),
 )
 
 
