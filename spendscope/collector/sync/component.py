@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.sync import bill
 from spendscope.collector.sync.job import SyncJob
 from spendscope.collector.sync.routes import ENDPOINTS
 
@@ -22,8 +23,19 @@ def setup(ctx: CollectorContext) -> None:
         ctx.store.run_write,
         lambda: ctx.prices,
         clock=lambda: ctx.clock().timestamp(),
+        after_costs=lambda: bill.refresh(ctx),
     )
     ctx.sync = job
+    # The bill's prices as last read, against the price files in force now (they may have changed
+    # since): new calls are priced with them from the first one, stored unpriced calls at once.
+    # The writer thread has not started yet: this runs on its connection directly.
+    found = bill.refresh(ctx, write=lambda fn: fn(ctx.store.connection))
+    if found["models"]:
+        log.info(
+            "prices from the bill: %d model(s) no price file knows; %d stored call(s) priced now",
+            found["models"],
+            found["calls_priced"],
+        )
     if not settings.configured:
         why = "disabled in [sync]" if not settings.enabled else f"{settings.admin_key_env} is not set"
         log.info("usage/costs sync not scheduled: %s", why)

@@ -8,12 +8,17 @@ or failed, 409 when a run is already going and does not finish in time).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.queries import fetch_dicts
+from spendscope.collector.sync import bill
 from spendscope.collector.sync import reconcile as rec
 from spendscope.collector.sync.db import RUN_COLUMNS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
@@ -82,6 +87,29 @@ async def costs(ctx: CollectorContext, p: CostsParams) -> dict[str, Any]:
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
+def _days(p: TimeRange) -> tuple[date, date]:
+    """The UTC days the range touches, as [first, last + 1)."""
+    return p.start.date(), (p.end - timedelta(microseconds=1)).date() + timedelta(days=1)
+
+
+async def bill_prices(ctx: CollectorContext, p: TimeRange) -> dict[str, Any]:
+    rows = await run_in_threadpool(_read, ctx, lambda c: fetch_dicts(c, bill.build_bill_prices(*_days(p))))
+    return {**_range(p), "rows": rows}
+
+
+class DriftParams(TimeRange):
+    threshold_pct: float = Field(
+        2.0, ge=0, le=1000, description="list prices that differ by more than this, percent (default 2)"
+    )
+
+
+async def drift(ctx: CollectorContext, p: DriftParams) -> dict[str, Any]:
+    threshold = Decimal(str(p.threshold_pct)) / 100
+    query = bill.build_drift(*_days(p), threshold)
+    rows = await run_in_threadpool(_read, ctx, lambda c: fetch_dicts(c, query))
+    return {**_range(p), "threshold_pct": p.threshold_pct, "rows": rows}
+
+
 class RunsParams(Params):
     limit: Annotated[int, Limit(1000)] = 20
 
@@ -114,6 +142,22 @@ ENDPOINTS = (
     ),
     Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", tag="sync"),
     Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", tag="sync"),
+    Endpoint(
+        "GET",
+        "/api/v1/prices/bill",
+        bill_prices,
+        TimeRange,
+        "Unit prices the bill implies, line item by line item and day",
+        tag="pricing",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/prices/drift",
+        drift,
+        DriftParams,
+        "Where the bill's unit price differs from the price table's",
+        tag="pricing",
+    ),
 )
 
 
