@@ -213,6 +213,9 @@ def test_the_bill_prices_what_no_table_knows_and_reports_drift(world: dict[str, 
     later = _calls(collector, "new-model-later", 3)
     assert {(x["pricing_status"], x["price_origin"]) for x in later} == {("priced", "bill")}
 
+    # The dashboard's pricing page shows the drift and what the bill priced.
+    _pricing_page_shows_the_bill(collector)
+
     # A second sync changes no price.
     before = {
         x["span_id"]: x["cost_usd"]
@@ -225,3 +228,24 @@ def test_the_bill_prices_what_no_table_knows_and_reports_drift(world: dict[str, 
         for x in collector.get("/api/v1/calls", **_window(), limit="1000").json()["rows"]
     }
     assert after == before
+
+
+def _pricing_page_shows_the_bill(collector: CollectorProcess) -> None:
+    streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+    from spendscope.dashboard.cli import APP_PATH
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPENDSCOPE_API", collector.url)
+        mp.delenv("SPENDSCOPE_TOKEN", raising=False)
+        at = streamlit_testing.AppTest.from_file(str(APP_PATH), default_timeout=30)
+        at.run()
+        at.switch_page("pricing.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(str(w.value) for w in at.warning)
+    assert "1 price(s) on the bill differ from the price table by more than 2%" in warnings
+    infos = " ".join(str(i.value) for i in at.info)
+    assert f"Priced from the bill (amount ÷ quantity of its line items): {NEW}." in infos
+    frames = [f.value for f in at.dataframe]
+    (drift,) = [f for f in frames if "drift_rate" in f.columns]
+    assert list(drift["model"]) == [MINI_SNAPSHOT] and list(drift["drift_rate"]) == ["-10.0%"]
+    assert list(drift["bill_unit_price"]) == ["0.135"] and list(drift["table_unit_price"]) == ["0.15"]
