@@ -1,39 +1,26 @@
-"""Prices derived from the bill, in the collector: derived from the stored Costs API line items,
-stored for reading (``bill_prices``), and put to work.
+"""Prices derived from the bill, in the collector: derived from the stored Costs API line items and
+stored for reading (``bill_prices``); :mod:`.bill_refresh` puts them to work.
 
 After every sync of the costs, and at start (the price files may have changed), :func:`derive_bill`
 reads ``cost_buckets``, lets :mod:`spendscope.pricing.bill` read each day's line items, and
 replaces ``bill_prices``: the unit prices of models no price file knows price calls (status
 ``prices``), those of known models are set beside the table's price (``compared``, with the drift).
-:func:`install` then makes the bill the price table's last origin everywhere a call is priced: the
-context's table and in-process pricer (new calls), the writer's late pricer (batches the decode
-workers priced without it), and :func:`~spendscope.collector.reprice.price_from_bill` prices the
-calls already stored as unpriced. Nothing priced changes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from spendscope.collector.context import CollectorContext
-from spendscope.collector.pricer import Pricer
 from spendscope.collector.queries import Query
-from spendscope.collector.reprice import price_from_bill
-from spendscope.pricing import PriceRow, PriceTable, money_str
+from spendscope.pricing import PriceRow, PriceTable
 from spendscope.pricing.bill import BillLine, BillPrice, bill_rows, compare, derive
 
-__all__ = ["BILL_COLUMNS", "build_bill_prices", "build_drift", "derive_bill", "install", "refresh"]
-
-log = logging.getLogger("spendscope.sync.bill")
-
-Write = Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Any]
+__all__ = ["BILL_COLUMNS", "build_bill_prices", "build_drift", "derive_bill"]
 
 # A line item per UTC day and unit, summed over projects and keys; a sum with a missing part is
 # unknown, not the sum of the rest.
@@ -144,50 +131,6 @@ def derive_bill(
         raise
     counts = Counter(status for _, status in records)
     return rows, {s: counts.get(s, 0) for s in ("prices", "compared", "recorded", "ignored")}
-
-
-def install(ctx: CollectorContext, rows: Sequence[PriceRow]) -> Pricer:
-    """Make ``rows`` the bill origin of the context's table; return the pricer that now prices calls.
-
-    The writer's late pricer is set before any stored call is priced from the bill, so a batch
-    committed after :func:`~spendscope.collector.reprice.price_from_bill` ran was priced the same way.
-    """
-    table = ctx.prices.with_bill(rows)
-    pricer = Pricer(table)
-    ctx.prices = table
-    ctx.pricer = pricer
-    if ctx.writer is not None:
-        ctx.writer.late_pricer = pricer if rows else None
-    return pricer
-
-
-def refresh(ctx: CollectorContext, write: Write | None = None) -> dict[str, Any]:
-    """Derive the bill's prices again, put them to work, and price the calls stored as unpriced
-    that they price. What a sync of the costs answers under ``bill_prices``.
-
-    ``write`` runs a function on the writer's connection: the writer thread's by default; at start,
-    before that thread runs, the connection itself.
-    """
-    run = write or ctx.store.run_write
-    rows, counts = run(lambda con: derive_bill(con, ctx.prices, ctx.clock()))
-    pricer = install(ctx, rows)
-    filled: dict[str, Any] = {"calls_priced": 0, "cost_usd": Decimal(0)}
-    if rows:
-        filled = run(lambda con: price_from_bill(con, pricer))
-    if filled["calls_priced"]:
-        log.info(
-            "priced %d stored call(s) from the bill (%s USD); price table %s",
-            filled["calls_priced"],
-            money_str(filled["cost_usd"]),
-            ctx.prices.version,
-        )
-    return {
-        **counts,
-        "models": len({r.model for r in rows}),
-        "calls_priced": filled["calls_priced"],
-        "calls_priced_usd": money_str(filled["cost_usd"]),
-        "price_version": ctx.prices.version,
-    }
 
 
 def build_bill_prices(start: date, end: date) -> Query:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.sync import bill
+from spendscope.collector.sync import bill_refresh
 from spendscope.collector.sync.job import SyncJob
 from spendscope.collector.sync.routes import ENDPOINTS
 
@@ -23,13 +23,13 @@ def setup(ctx: CollectorContext) -> None:
         ctx.store.run_write,
         lambda: ctx.prices,
         clock=lambda: ctx.clock().timestamp(),
-        after_costs=lambda: bill.refresh(ctx),
+        after_costs=lambda: bill_refresh.refresh(ctx),
     )
     ctx.sync = job
     # The bill's prices as last read, against the price files in force now (they may have changed
     # since): new calls are priced with them from the first one, stored unpriced calls at once.
     # The writer thread has not started yet: this runs on its connection directly.
-    found = bill.refresh(ctx, write=lambda fn: fn(ctx.store.connection))
+    found = bill_refresh.refresh(ctx, write=lambda fn: fn(ctx.store.connection))
     if found["models"]:
         log.info(
             "prices from the bill: %d model(s) no price file knows; %d stored call(s) priced now",

@@ -1,0 +1,73 @@
+"""Prices from the bill put to work: the bill becomes the price table's last origin everywhere a
+call is priced, and the calls stored as unpriced that it prices are priced. Nothing priced changes.
+
+:func:`install` sets the context's table and in-process pricer (new calls) and the writer's late
+pricer (batches the decode workers priced with the price files alone);
+:func:`~spendscope.collector.reprice.price_from_bill` prices the stored calls. :func:`refresh` does
+all of it after :func:`~spendscope.collector.sync.bill.derive_bill`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from spendscope.collector.context import CollectorContext
+from spendscope.collector.pricer import Pricer
+from spendscope.collector.reprice import price_from_bill
+from spendscope.collector.sync.bill import derive_bill
+from spendscope.pricing import PriceRow, money_str
+
+__all__ = ["install", "refresh"]
+
+log = logging.getLogger("spendscope.sync.bill")
+
+Write = Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Any]
+
+
+def install(ctx: CollectorContext, rows: Sequence[PriceRow]) -> Pricer:
+    """Make ``rows`` the bill origin of the context's table; return the pricer that now prices calls.
+
+    The writer's late pricer is set before any stored call is priced from the bill, so a batch
+    committed after :func:`~spendscope.collector.reprice.price_from_bill` ran was priced the same way.
+    """
+    table = ctx.prices.with_bill(rows)
+    pricer = Pricer(table)
+    ctx.prices = table
+    ctx.pricer = pricer
+    if ctx.writer is not None:
+        ctx.writer.late_pricer = pricer if rows else None
+    return pricer
+
+
+def refresh(ctx: CollectorContext, write: Write | None = None) -> dict[str, Any]:
+    """Derive the bill's prices again, put them to work, and price the calls stored as unpriced
+    that they price. What a sync of the costs answers under ``bill_prices``.
+
+    ``write`` runs a function on the writer's connection: the writer thread's by default; at start,
+    before that thread runs, the connection itself.
+    """
+    run = write or ctx.store.run_write
+    rows, counts = run(lambda con: derive_bill(con, ctx.prices, ctx.clock()))
+    pricer = install(ctx, rows)
+    filled: dict[str, Any] = {"calls_priced": 0, "cost_usd": Decimal(0)}
+    if rows:
+        filled = run(lambda con: price_from_bill(con, pricer))
+    if filled["calls_priced"]:
+        log.info(
+            "priced %d stored call(s) from the bill (%s USD); price table %s",
+            filled["calls_priced"],
+            money_str(filled["cost_usd"]),
+            ctx.prices.version,
+        )
+    return {
+        **counts,
+        "models": len({r.model for r in rows}),
+        "calls_priced": filled["calls_priced"],
+        "calls_priced_usd": money_str(filled["cost_usd"]),
+        "price_version": ctx.prices.version,
+    }
