@@ -27,12 +27,8 @@ __all__ = ["ENDPOINTS", "healthz_payload"]
 log = logging.getLogger("spendscope.collector.api")
 
 
-def _read(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
-    cur = ctx.store.cursor()
-    try:
-        return q.fetch_dicts(cur, query)
-    finally:
-        cur.close()
+def _fetch(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
+    return ctx.store.read(lambda cur: q.fetch_dicts(cur, query))
 
 
 def _range(p: TimeRange) -> dict[str, str]:
@@ -45,14 +41,9 @@ class SpendParams(TimeRange):
 
 
 async def spend(ctx: CollectorContext, p: SpendParams) -> dict[str, Any]:
-    def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_spend(cur, p.start, p.end, p.group_by, use_rollup=p.rollup)
-        finally:
-            cur.close()
-
-    rows, totals = await run_in_threadpool(read)
+    rows, totals = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_spend(cur, p.start, p.end, p.group_by, use_rollup=p.rollup)
+    )
     return {**_range(p), "group_by": p.group_by, "rows": rows, "totals": totals}
 
 
@@ -62,14 +53,9 @@ class LatencyParams(TimeRange):
 
 
 async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:
-    def read() -> list[dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_latency(cur, p.start, p.end, p.group_by, exact=p.exact)
-        finally:
-            cur.close()
-
-    rows = await run_in_threadpool(read)
+    rows = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_latency(cur, p.start, p.end, p.group_by, exact=p.exact)
+    )
     approximate = not p.exact and set(p.group_by) <= q.HIST_KEYS
     return {**_range(p), "group_by": p.group_by, "approximate": approximate, "rows": rows}
 
@@ -79,7 +65,7 @@ class ErrorsParams(TimeRange):
 
 
 async def errors(ctx: CollectorContext, p: ErrorsParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, q.build_errors(p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(_fetch, ctx, q.build_errors(p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -89,7 +75,7 @@ class RatelimitsParams(Params):
 
 async def ratelimits(ctx: CollectorContext, p: RatelimitsParams) -> dict[str, Any]:
     since = p.since or ctx.clock() - timedelta(hours=24)
-    rows = await run_in_threadpool(_read, ctx, q.build_ratelimits(since))
+    rows = await run_in_threadpool(_fetch, ctx, q.build_ratelimits(since))
     return {"since": format_time(since), "rows": rows}
 
 
@@ -121,7 +107,7 @@ async def rejected(ctx: CollectorContext, p: RejectedParams) -> dict[str, Any]:
         "FROM rejected_spans ORDER BY received_at DESC LIMIT $limit",
         {"limit": p.limit},
     )
-    rows = await run_in_threadpool(_read, ctx, query)
+    rows = await run_in_threadpool(_fetch, ctx, query)
     for r in rows:  # rows stored before redaction existed are redacted on the way out
         r["attributes"] = _redacted_json(r["attributes"])
     return {"rows": rows}
@@ -147,7 +133,7 @@ async def calls(ctx: CollectorContext, p: CallsParams) -> dict[str, Any]:
         "WHERE start_time >= $start AND start_time < $end ORDER BY start_time DESC LIMIT $limit",
         {"start": p.start, "end": p.end, "limit": p.limit},
     )
-    raw = await run_in_threadpool(_read, ctx, query)
+    raw = await run_in_threadpool(_fetch, ctx, query)
     for r in raw:
         keys, values = r.pop("tag_keys") or [], r.pop("tag_values") or []
         r["tags"] = dict(zip(keys, values, strict=False))

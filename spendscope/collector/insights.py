@@ -480,12 +480,12 @@ Routed = Callable[[list[date]], Query]
 
 def _read(ctx: CollectorContext, build: Routed) -> list[dict[str, Any]]:
     """Run ``build(dirty days)`` in one read snapshot (routing and reads see the same commit)."""
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return fetch_dicts(cur, build(dirty))
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
 def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -557,12 +557,12 @@ def _latency_rows(
 ) -> list[dict[str, Any]]:
     if not approximate:
         return _read(ctx, lambda _dirty: build_latency(scope, key, bucket))
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return latency_from_histograms(cur, scope, bucket, dirty)
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
 async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:

@@ -91,6 +91,14 @@ class Store:
         cur.execute("SET TimeZone = 'UTC'")
         return cur
 
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``fn(cursor)`` with a fresh read cursor (from any thread), closed afterwards."""
+        cur = self.cursor()
+        try:
+            return fn(cur)
+        finally:
+            cur.close()
+
     def attach_writer(self, writer: WriteExecutor | None) -> None:
         self._writer = writer
 

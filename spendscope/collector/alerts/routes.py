@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -122,14 +121,6 @@ def _engine(ctx: CollectorContext) -> AlertEngine:
     return ctx.alerts
 
 
-def _read(ctx: CollectorContext, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-    cur = ctx.store.cursor()
-    try:
-        return fn(cur)
-    finally:
-        cur.close()
-
-
 class AlertsParams(Params):
     state: Annotated[str, Choice(_STATES)] = "firing"
     limit: Annotated[int, Limit()] = 500
@@ -137,14 +128,14 @@ class AlertsParams(Params):
 
 async def alerts(ctx: CollectorContext, p: AlertsParams) -> dict[str, Any]:
     now = _engine(ctx).clock()
-    rows = await run_in_threadpool(_read, ctx, lambda cur: list_alerts(cur, p.state, now, p.limit))
+    rows = await run_in_threadpool(ctx.store.read, lambda cur: list_alerts(cur, p.state, now, p.limit))
     # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
     return {"rows": rows}
 
 
 async def status(ctx: CollectorContext, p: Params) -> dict[str, Any]:
     engine = _engine(ctx)
-    failed = await run_in_threadpool(_read, ctx, lambda cur: list_deliveries(cur, "failed", 20))
+    failed = await run_in_threadpool(ctx.store.read, lambda cur: list_deliveries(cur, "failed", 20))
     tick = engine.last_tick
     return {
         "rules": [
@@ -165,7 +156,7 @@ class DeliveriesParams(Params):
 
 
 async def deliveries(ctx: CollectorContext, p: DeliveriesParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda cur: list_deliveries(cur, p.status, p.limit))
+    rows = await run_in_threadpool(ctx.store.read, lambda cur: list_deliveries(cur, p.status, p.limit))
     return {"rows": rows}
 
 
@@ -190,8 +181,7 @@ _SILENCE_KEYS = ("silence_id", "rule", "scope_key", "reason", "created_at", "exp
 async def silences(ctx: CollectorContext, p: Params) -> dict[str, Any]:
     now = _engine(ctx).clock()
     rows = await run_in_threadpool(
-        _read,
-        ctx,
+        ctx.store.read,
         lambda cur: cur.execute(
             "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
             "FROM alert_silences WHERE expires_at > ? ORDER BY silence_id",

@@ -7,7 +7,6 @@ or failed, 409 when a run is already going and does not finish in time).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -28,14 +27,6 @@ from spendscope.isotime import format_time
 __all__ = ["ENDPOINTS"]
 
 _MANUAL_WAIT_S = 300.0
-
-
-def _read(ctx: CollectorContext, fn: Callable[[Any], Any]) -> Any:
-    cur = ctx.store.cursor()
-    try:
-        return fn(cur)
-    finally:
-        cur.close()
 
 
 def _job(ctx: CollectorContext) -> SyncJob:
@@ -65,7 +56,7 @@ class ReconciliationParams(TimeRange):
 
 
 async def reconciliation(ctx: CollectorContext, p: ReconciliationParams) -> dict[str, Any]:
-    doc = await run_in_threadpool(_read, ctx, lambda c: rec.reconcile(c, p.start, p.end, p.group_by))
+    doc = await run_in_threadpool(ctx.store.read, lambda c: rec.reconcile(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, **doc}
 
 
@@ -74,7 +65,7 @@ class UsageParams(TimeRange):
 
 
 async def usage(ctx: CollectorContext, p: UsageParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda c: rec.usage_summary(c, p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.usage_summary(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -83,7 +74,7 @@ class CostsParams(TimeRange):
 
 
 async def costs(ctx: CollectorContext, p: CostsParams) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda c: rec.costs_summary(c, p.start, p.end, p.group_by))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.costs_summary(c, p.start, p.end, p.group_by))
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
@@ -93,7 +84,8 @@ def _days(p: TimeRange) -> tuple[date, date]:
 
 
 async def bill_prices(ctx: CollectorContext, p: TimeRange) -> dict[str, Any]:
-    rows = await run_in_threadpool(_read, ctx, lambda c: fetch_dicts(c, bill.build_bill_prices(*_days(p))))
+    query = bill.build_bill_prices(*_days(p))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: fetch_dicts(c, query))
     return {**_range(p), "rows": rows}
 
 
@@ -106,7 +98,7 @@ class DriftParams(TimeRange):
 async def drift(ctx: CollectorContext, p: DriftParams) -> dict[str, Any]:
     threshold = Decimal(str(p.threshold_pct)) / 100
     query = bill.build_drift(*_days(p), threshold)
-    rows = await run_in_threadpool(_read, ctx, lambda c: fetch_dicts(c, query))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: fetch_dicts(c, query))
     return {**_range(p), "threshold_pct": p.threshold_pct, "rows": rows}
 
 
@@ -115,7 +107,7 @@ class RunsParams(Params):
 
 
 async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
-    return {"rows": await run_in_threadpool(_read, ctx, lambda c: _runs(c, p.limit))}
+    return {"rows": await run_in_threadpool(ctx.store.read, lambda c: _runs(c, p.limit))}
 
 
 ENDPOINTS = (
