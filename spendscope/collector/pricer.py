@@ -230,15 +230,16 @@ def price_unpriced(batch: pa.Table, pricer: Pricer) -> pa.Table:
             found.append((i, result))
     if not found:
         return batch
-    columns = {name: batch.column(name).to_pylist() for name in _PRICE_FIELDS}
-    for i, result in found:
-        for name, value in zip(_PRICE_FIELDS, result, strict=True):
-            columns[name][i] = value
-    for name in _PRICE_FIELDS:
+    flags = [False] * batch.num_rows
+    for i, _ in found:
+        flags[i] = True
+    mask = pa.array(flags, pa.bool_())
+    for k, name in enumerate(_PRICE_FIELDS):
         at = batch.schema.get_field_index(name)
-        batch = batch.set_column(
-            at, batch.schema.field(at), pa.array(columns[name], batch.schema.field(at).type)
-        )
+        field = batch.schema.field(at)
+        values = pa.array([result[k] for _, result in found], field.type)
+        column = pc.replace_with_mask(batch.column(at).combine_chunks(), mask, values)
+        batch = batch.set_column(at, field, column)
     return batch
 
 

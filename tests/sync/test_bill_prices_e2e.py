@@ -217,17 +217,15 @@ def test_the_bill_prices_what_no_table_knows_and_reports_drift(world: dict[str, 
     _pricing_page_shows_the_bill(collector)
 
     # A second sync changes no price.
-    before = {
-        x["span_id"]: x["cost_usd"]
-        for x in collector.get("/api/v1/calls", **_window(), limit="1000").json()["rows"]
-    }
+    before = _costs(collector)
     again = httpx.post(f"{collector.url}/api/v1/sync", json={}, timeout=120).json()
-    assert again["ok"] and again["bill_prices"]["calls_priced"] == 0
-    after = {
-        x["span_id"]: x["cost_usd"]
-        for x in collector.get("/api/v1/calls", **_window(), limit="1000").json()["rows"]
-    }
-    assert after == before
+    assert again["ok"] and again["bill_prices"]["calls_priced"] == 0, again
+    assert _costs(collector) == before
+
+
+def _costs(collector: CollectorProcess) -> dict[str, tuple[str, str | None, str | None]]:
+    rows = collector.get("/api/v1/calls", **_window(), limit="1000").json()["rows"]
+    return {x["span_id"]: (x["pricing_status"], x["price_id"], x["cost_usd"]) for x in rows}
 
 
 def _pricing_page_shows_the_bill(collector: CollectorProcess) -> None:

@@ -1,8 +1,8 @@
 """Prices from the bill put to work: the bill becomes the price table's last origin everywhere a
 call is priced, and the calls stored as unpriced that it prices are priced. Nothing priced changes.
 
-:func:`install` sets the context's table and in-process pricer (new calls) and the writer's late
-pricer (batches the decode workers priced with the price files alone);
+:func:`install` sets the context's table and in-process pricer, the decode workers' (they are
+replaced), and the writer's late pricer (for batches decoded before the new workers ran);
 :func:`~spendscope.collector.reprice.price_from_bill` prices the stored calls. :func:`refresh` does
 all of it after :func:`~spendscope.collector.sync.bill.derive_bill`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -32,15 +33,23 @@ Write = Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Any]
 def install(ctx: CollectorContext, rows: Sequence[PriceRow]) -> Pricer:
     """Make ``rows`` the bill origin of the context's table; return the pricer that now prices calls.
 
-    The writer's late pricer is set before any stored call is priced from the bill, so a batch
-    committed after :func:`~spendscope.collector.reprice.price_from_bill` ran was priced the same way.
+    The in-process pricer and the writer's late pricer change at once; decode workers are replaced
+    (gracefully) when the rows changed, and until the new ones run the late pricer prices in the
+    writer what the old ones could not. It is set before any stored call is priced from the bill, so
+    a batch committed after :func:`~spendscope.collector.reprice.price_from_bill` ran was priced the
+    same way.
     """
+    before = ctx.prices.version
     table = ctx.prices.with_bill(rows)
     pricer = Pricer(table)
     ctx.prices = table
     ctx.pricer = pricer
     if ctx.writer is not None:
         ctx.writer.late_pricer = pricer if rows else None
+    if ctx.price_sources is not None:
+        ctx.price_sources = replace(ctx.price_sources, bill=tuple(rows))
+        if ctx.decode_pool is not None and table.version != before:
+            ctx.decode_pool.reprice(ctx.price_sources)
     return pricer
 
 
