@@ -16,13 +16,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from spendscope.collector import queries as q
+from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.redact import redact_attributes, redact_text
 from spendscope.collector.reprice import reprice
+from spendscope.collector.schema import COLUMNS, TOKEN_FIELDS, Column
 from spendscope.collector.web import Endpoint, Keys, Limit, Params, TimeRange, Timestamp
 from spendscope.isotime import format_time
+from spendscope.pricing.model import MONEY_FIELDS, TIERS
 
-__all__ = ["ENDPOINTS", "healthz_payload"]
+__all__ = ["ENDPOINTS", "SPEND_MEASURES", "healthz_payload"]
 
 log = logging.getLogger("spendscope.collector.api")
 
@@ -168,21 +171,194 @@ async def healthz(ctx: CollectorContext, p: Params) -> JSONResponse:
     return JSONResponse(payload, status_code=200 if payload["ok"] else 503)
 
 
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+SPEND_MEASURES: dict[str, s.Schema] = {
+    "calls": s.COUNT,
+    "errors": s.COUNT,
+    **{t: s.COUNT for t in TOKEN_FIELDS},
+    "cost_usd": s.MONEY_OR_NULL,
+    "unpriced_calls": s.COUNT,
+}
+_SPEND = s.rows(
+    s.obj(SPEND_MEASURES, others=s.KEY_VALUE),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    totals=s.obj(SPEND_MEASURES),
+)
+_SECONDS = s.nullable(s.NUMBER)
+_LATENCY = s.rows(
+    s.obj(
+        {"calls": s.COUNT, "errors": s.COUNT}
+        | dict.fromkeys(("p50_s", "p95_s", "p99_s", "ttfc_p50_s", "ttfc_p95_s"), _SECONDS),
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    approximate=s.BOOL,
+)
+_ERRORS = s.rows(
+    s.obj({"errors": s.COUNT, "rate_limited": s.COUNT}, others=s.KEY_VALUE), **s.RANGE, group_by=s.STRINGS
+)
+_LIMIT = s.nullable(s.INT)
+_RATELIMITS = s.rows(
+    s.obj(
+        {
+            "model": s.STRING,
+            "project": s.nullable(s.STRING),
+            "limit_requests": _LIMIT,
+            "remaining_requests": _LIMIT,
+            "limit_tokens": _LIMIT,
+            "remaining_tokens": _LIMIT,
+            "reset_requests_s": _SECONDS,
+            "reset_tokens_s": _SECONDS,
+            "observed_at": s.TIME,
+            "calls": s.COUNT,
+            "rate_limited_calls": s.COUNT,
+        }
+    ),
+    since=s.TIME,
+)
+_TEXT = s.nullable(s.STRING)
+_PRICE_ROW = s.obj(
+    {
+        "model": s.STRING,
+        "tier": {"enum": list(TIERS)},
+        "batch": s.BOOL,
+        "valid_from": s.DATE,
+        "valid_to": s.nullable(s.DATE),
+        **dict.fromkeys(MONEY_FIELDS, s.MONEY_OR_NULL),
+        "long_context_threshold": _LIMIT,
+        "per_image": s.nullable({"type": "object", "additionalProperties": s.MONEY}),
+        "default_image": _TEXT,
+        "source": s.STRING,
+        "checked": s.DATE,
+        "note": _TEXT,
+        "origin": s.STRING,
+        "price_id": s.STRING,
+    },
+    {"shadowed_by": s.STRING, "disagrees_on": s.STRINGS},
+)
+_PRICES = s.rows(_PRICE_ROW, version=s.STRING, at=s.nullable(s.TIME))
+_REPRICE = s.obj(
+    {
+        "ok": s.BOOL,
+        "since": s.TIME,
+        "price_version": s.STRING,
+        "calls_examined": s.COUNT,
+        "calls_changed": s.COUNT,
+        "cost_before_usd": s.MONEY,
+        "cost_after_usd": s.MONEY,
+        "days": s.COUNT,
+        "changes": s.array(
+            s.obj(
+                {
+                    "trace_id": s.STRING,
+                    "span_id": s.STRING,
+                    "model": s.STRING,
+                    "price_id_before": _TEXT,
+                    "price_id_after": _TEXT,
+                    "cost_before": s.MONEY_OR_NULL,
+                    "cost_after": s.MONEY_OR_NULL,
+                }
+            )
+        ),
+    }
+)
+_REJECTED = s.rows(
+    s.obj(
+        {
+            "received_at": s.TIME,
+            **dict.fromkeys(("trace_id", "span_id", "service", "span_name"), _TEXT),
+            "reason": s.STRING,
+            "attributes": _TEXT,
+        }
+    )
+)
+# Column types as the API writes them (see queries.to_json_value).
+_SQL_TYPES: dict[str, s.Schema] = {
+    "VARCHAR": s.STRING,
+    "BIGINT": s.INT,
+    "INTEGER": s.INT,
+    "DOUBLE": s.NUMBER,
+    "BOOLEAN": s.BOOL,
+    "DATE": s.DATE,
+    "TIMESTAMPTZ": s.TIME,
+}
+
+
+def _column(c: Column) -> s.Schema:
+    base = s.MONEY if c.money else _SQL_TYPES[c.sql_type]
+    return base if c.not_null else s.nullable(base)
+
+
+_CALLS = s.rows(
+    s.obj(
+        {c.name: _column(c) for c in COLUMNS if c.name != "tags"}
+        | {"tags": {"type": "object", "additionalProperties": s.STRING}}
+    )
+)
+_HEALTH = s.obj(
+    {
+        "ok": s.BOOL,
+        "db": s.STRING,
+        "queue_spans": s.COUNT,
+        "last_commit": s.nullable(s.TIME),
+        "commits": s.COUNT,
+        "rows_committed": s.COUNT,
+        "rejected_committed": s.COUNT,
+        "requests": s.COUNT,
+        "refused_requests": s.COUNT,
+        "price_version": s.STRING,
+        "started_at": s.TIME,
+    }
+)
+
 ENDPOINTS = (
-    Endpoint("GET", "/healthz", healthz, summary="Liveness and ingest counters", tag="operations"),
-    Endpoint("GET", "/api/v1/spend", spend, SpendParams, "Spend, tokens and calls by any group keys"),
-    Endpoint("GET", "/api/v1/latency", latency, LatencyParams, "Latency and time to first chunk"),
-    Endpoint("GET", "/api/v1/errors", errors, ErrorsParams, "Failed attempts by group keys"),
-    Endpoint("GET", "/api/v1/ratelimits", ratelimits, RatelimitsParams, "Latest rate-limit headroom"),
-    Endpoint("GET", "/api/v1/prices", prices, PricesParams, "The price table", tag="pricing"),
+    Endpoint(
+        "GET",
+        "/healthz",
+        healthz,
+        summary="Liveness and ingest counters (not behind the token)",
+        response=_HEALTH,
+        errors={503: ("the store is closed or ingest has stopped (the same body, ok false)", _HEALTH)},
+        tag="operations",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/spend",
+        spend,
+        SpendParams,
+        "Spend, tokens and calls by any group keys",
+        _SPEND,
+    ),
+    Endpoint("GET", "/api/v1/latency", latency, LatencyParams, "Latency and time to first chunk", _LATENCY),
+    Endpoint("GET", "/api/v1/errors", errors, ErrorsParams, "Failed attempts by group keys", _ERRORS),
+    Endpoint(
+        "GET",
+        "/api/v1/ratelimits",
+        ratelimits,
+        RatelimitsParams,
+        "Latest rate-limit headroom per model and project",
+        _RATELIMITS,
+    ),
+    Endpoint("GET", "/api/v1/prices", prices, PricesParams, "The price table", _PRICES, tag="pricing"),
     Endpoint(
         "POST",
         "/api/v1/prices/reprice",
         reprice_endpoint,
         RepriceBody,
         "Re-price stored calls with the table in force",
+        _REPRICE,
         tag="pricing",
     ),
-    Endpoint("GET", "/api/v1/rejected", rejected, RejectedParams, "Spans refused at ingest, newest first"),
-    Endpoint("GET", "/api/v1/calls", calls, CallsParams, "Stored calls, newest first"),
+    Endpoint(
+        "GET",
+        "/api/v1/rejected",
+        rejected,
+        RejectedParams,
+        "Spans refused at ingest, newest first",
+        _REJECTED,
+    ),
+    Endpoint("GET", "/api/v1/calls", calls, CallsParams, "Stored calls, newest first", _CALLS),
 )

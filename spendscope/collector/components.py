@@ -38,6 +38,8 @@ COMPONENTS: tuple[str, ...] = (
     "spendscope.collector.insights",
     "spendscope.collector.sync.component",
     "spendscope.collector.alerts.component",
+    "spendscope.collector.prometheus",
+    "spendscope.collector.openapi",
 )
 
 

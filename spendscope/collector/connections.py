@@ -4,8 +4,10 @@ uvicorn closes an idle keep-alive connection after a response, but a connection 
 a complete request is kept forever, and until now counted against the concurrency limit, so a few
 hundred idle sockets made every request, ``/healthz`` included, answer 503. This protocol is
 uvicorn's httptools one with two rules: a request's headers must arrive within
-``collector.header_timeout_s`` of the connection opening (or of the previous response), and may
-not exceed 64 KiB. A connection that breaks either is closed.
+``collector.header_timeout_s`` of the connection opening or of the request's first byte, and may
+not exceed 64 KiB. A connection that breaks either is closed. Between requests, uvicorn's own
+keep-alive timeout closes an idle connection. (The body of a request answered early, a 503 say,
+still arrives after the answer: it is the same request, not the next one's headers.)
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ class _Guarded(HttpToolsProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES + 65536:  # one read past the cap may hold body bytes
-                self._disarm()
-                self.transport.close()
-                return
+        if not self._in_headers:
+            super().data_received(data)
+            return
+        # A read can hold the end of the headers and much of the body: judge after parsing it.
+        self._header_bytes += len(data)
         super().data_received(data)
+        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self._disarm()
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -63,12 +67,6 @@ class _Guarded(HttpToolsProtocol):
         self._in_headers = False
         self._disarm()
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._in_headers = True  # the next request's headers, if any, have the same deadline
-        self._header_bytes = 0
-        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from spendscope.collector import configdoc, schemadoc
+from spendscope.collector import apidoc, configdoc, schemadoc
 
 __all__ = ["PAGES", "main", "update_page"]
 
@@ -19,6 +19,7 @@ __all__ = ["PAGES", "main", "update_page"]
 PAGES: dict[str, tuple[str, Callable[[], str]]] = {
     "docs/configuration.md": ("configuration", configdoc.reference),
     "docs/collector.md": ("calls columns", schemadoc.reference),
+    "docs/api-reference.md": ("API reference", apidoc.reference),
 }
 
 

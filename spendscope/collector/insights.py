@@ -25,6 +25,7 @@ import duckdb
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from spendscope.collector import schemas as s
 from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.queries import (
@@ -107,7 +108,7 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
 _HOUR_SQL = "make_timestamptz(epoch_us(start_time) // 3600000000 * 3600000000)"
 _DAY_SQL = "day::TIMESTAMPTZ"
 _COUNTS = frozenset({"calls", "errors", "rate_limited", "unpriced_calls"})
-_UNPRICED = "count(*) FILTER (WHERE cost_usd IS NULL)"
+_UNPRICED_SQL = "count(*) FILTER (WHERE cost_usd IS NULL)"
 
 
 def _bucket_col(bucket: str) -> Col:
@@ -150,6 +151,10 @@ def _out(*columns: str) -> str:
     return ", ".join(final(c) for c in columns)
 
 
+_SUMMARY_METRICS = ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
+_PERIODS = ("today", "month", "range")
+
+
 def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = None) -> Query:
     """Today, month to date and the selected range, each with cost, calls and unpriced calls."""
     # "Up to now" includes now itself, unless the range ends at or before it (the window ends there).
@@ -159,7 +164,7 @@ def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = 
         "month": (_month_start(now), upto),
         "range": (scope.start, scope.end),
     }
-    metrics = ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
+    metrics = _SUMMARY_METRICS
     select, sources, params = [], [], {}
     for name, (lo, hi) in blocks.items():
         u = _union(Scope(lo, hi, scope.filters), [], _measures(*metrics), dirty, prefix=name[0])
@@ -199,7 +204,8 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
             + "".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}, " for t in INSIGHT_TOKENS)
-            + f"{known_cost_sql('sum(cost_usd)', _UNPRICED)} AS cost_usd, {_UNPRICED} AS unpriced_calls"
+            + f"{known_cost_sql('sum(cost_usd)', _UNPRICED_SQL)} AS cost_usd, "
+            + f"{_UNPRICED_SQL} AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
         return Query(
@@ -217,18 +223,21 @@ def build_timeseries(scope: Scope, bucket: str, split: str, dirty: Collection[da
     return Query(sql, u.params)
 
 
+_HEADROOM_METRICS = (
+    "calls",
+    "rate_limited",
+    "limit_requests",
+    "min_remaining_requests",
+    "limit_tokens",
+    "min_remaining_tokens",
+    "requests_headroom_pct",
+    "tokens_headroom_pct",
+)
+
+
 def build_headroom(scope: Scope, bucket: str, dirty: Collection[date] | None = None) -> Query:
     """Per bucket and model: the limit and the lowest remaining requests/tokens seen, and 429s."""
-    metrics = (
-        "calls",
-        "rate_limited",
-        "limit_requests",
-        "min_remaining_requests",
-        "limit_tokens",
-        "min_remaining_tokens",
-        "requests_headroom_pct",
-        "tokens_headroom_pct",
-    )
+    metrics = _HEADROOM_METRICS
     u = _union(scope, [_bucket_col(bucket), _key_col("model", "model")], _measures(*metrics), dirty)
     return Query(f"SELECT bucket, model, {_out(*metrics)} FROM ({u.sql}) ORDER BY bucket, model", u.params)
 
@@ -503,10 +512,8 @@ async def summary(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
     now = ctx.clock().astimezone(UTC)
     row = (await run_in_threadpool(_read, ctx, lambda dirty: build_summary(scope, now, dirty)))[0]
     out: dict[str, Any] = {}
-    for period in ("today", "month", "range"):
-        out[period] = {
-            m: row[f"{period}_{m}"] for m in ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
-        }
+    for period in _PERIODS:
+        out[period] = {m: row[f"{period}_{m}"] for m in _SUMMARY_METRICS}
     month_cost = Decimal(row["month_cost_usd"]) if row["month_cost_usd"] is not None else None
     projected = _project(month_cost, now)
     return _envelope(
@@ -595,21 +602,102 @@ async def savings(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
     return _envelope(scope, rows, totals=totals)
 
 
-def _endpoint(name: str, handler: Any, params: type[InsightsParams], summary: str) -> Endpoint:
-    return Endpoint("GET", f"/api/v1/insights/{name}", handler, params, summary, tag="insights")
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+
+def _answer(row: s.Schema, **extra: s.Schema) -> s.Schema:
+    """The envelope every insights endpoint answers (see :func:`_envelope`)."""
+    filters = {"type": "object", "additionalProperties": s.STRINGS}
+    return s.rows(row, **s.RANGE, filters=filters, **extra)
+
+
+_CALLS = dict.fromkeys(("calls", "errors"), s.COUNT)
+_MONEY = {"cost_usd": s.MONEY_OR_NULL, "unpriced_calls": s.COUNT}
+_PERIOD_MEASURES = {"cost_usd": s.MONEY_OR_NULL} | dict.fromkeys(_SUMMARY_METRICS[1:], s.COUNT)
+_PERIOD = s.obj(_PERIOD_MEASURES)
+_NUM = s.nullable(s.NUMBER)
+_INT = s.nullable(s.INT)
+_SEEN = dict.fromkeys(("first_seen", "last_seen"), s.nullable(s.TIME))
+_PCTS = ("p50_s", "p95_s", "p99_s", "ttfc_p50_s", "ttfc_p95_s", "ttfc_p99_s")
+_BUCKET = s.STRING
+
+_SUMMARY = _answer(
+    s.obj({"period": {"enum": list(_PERIODS)}, **_PERIOD_MEASURES}),
+    now=s.TIME,
+    today=_PERIOD,
+    month_to_date=_PERIOD,
+    range=_PERIOD,
+    projected_month_usd=s.MONEY_OR_NULL,
+)
+_BREAKDOWN = _answer(
+    s.obj({"key": s.KEY_VALUE, **_CALLS, **dict.fromkeys(INSIGHT_TOKENS, s.COUNT), **_MONEY}), by=s.STRING
+)
+_TIMESERIES = _answer(
+    s.obj({"bucket": s.TIME, "key": s.KEY_VALUE, **_CALLS, **_MONEY}), bucket=_BUCKET, split=s.STRING
+)
+_HEADROOM = _answer(
+    s.obj(
+        {"bucket": s.TIME, "model": s.STRING, "calls": s.COUNT, "rate_limited": s.COUNT}
+        | dict.fromkeys(_HEADROOM_METRICS[2:6], _INT)
+        | dict.fromkeys(("requests_headroom_pct", "tokens_headroom_pct"), _NUM)
+    ),
+    bucket=_BUCKET,
+)
+_ERRORS = _answer(
+    s.obj({"error_type": s.STRING, "status_code": _INT, "errors": s.COUNT, "share_of_calls": _NUM} | _SEEN)
+)
+_ERROR_RATE = _answer(
+    s.obj({"bucket": s.TIME, **_CALLS, "rate_limited": s.COUNT, "error_rate": _NUM}), bucket=_BUCKET
+)
+_LATENCY = _answer(
+    s.obj({"key": s.KEY_VALUE, "calls": s.COUNT} | dict.fromkeys(_PCTS, _NUM), {"bucket": s.TIME}),
+    by=s.STRING,
+    bucket=s.nullable(_BUCKET),
+    approximate=s.BOOL,
+)
+_DIMENSIONS = _answer(s.obj({"dimension": s.STRING, "value": s.STRING, "calls": s.COUNT}))
+_UNPRICED = _answer(
+    s.obj(
+        {
+            "model": s.STRING,
+            "calls": s.COUNT,
+            "request_models": s.nullable(s.STRING),
+            "input_tokens": s.COUNT,
+            "output_tokens": s.COUNT,
+        }
+        | _SEEN
+    )
+)
+_SAVINGS_TOTALS = ("cache_savings_usd", "batch_cost_usd", "batch_savings_usd")
+_SAVINGS = _answer(
+    s.obj(
+        {"model": s.STRING, "calls": s.COUNT, "cached_input_tokens": s.COUNT, "batch_calls": s.COUNT}
+        | dict.fromkeys(_SAVINGS_TOTALS, s.MONEY)
+        | {"unpriced_savings": s.BOOL}
+    ),
+    totals=s.obj(dict.fromkeys(_SAVINGS_TOTALS, s.MONEY)),
+)
+
+
+def _endpoint(
+    name: str, handler: Any, params: type[InsightsParams], summary: str, response: s.Schema
+) -> Endpoint:
+    return Endpoint("GET", f"/api/v1/insights/{name}", handler, params, summary, response, tag="insights")
 
 
 ENDPOINTS = (
-    _endpoint("summary", summary, InsightsParams, "Spend today, this month and in the range"),
-    _endpoint("breakdown", breakdown, ByParams, "Spend, tokens and calls by one dimension"),
-    _endpoint("timeseries", timeseries, TimeseriesParams, "Spend over time, split by a dimension"),
-    _endpoint("headroom", headroom, BucketParams, "Rate-limit headroom and 429s over time"),
-    _endpoint("errors", errors, InsightsParams, "Errors by type, model and status"),
-    _endpoint("error_rate", error_rate, BucketParams, "Error rate over time"),
-    _endpoint("latency", latency, LatencyParams, "Latency percentiles by a dimension"),
-    _endpoint("dimensions", dimensions, InsightsParams, "Values seen per filter dimension"),
-    _endpoint("unpriced", unpriced, InsightsParams, "Calls without a price, by model"),
-    _endpoint("savings", savings, InsightsParams, "Savings from cached input and the Batch API"),
+    _endpoint("summary", summary, InsightsParams, "Spend today, this month and in the range", _SUMMARY),
+    _endpoint("breakdown", breakdown, ByParams, "Spend, tokens and calls by one dimension", _BREAKDOWN),
+    _endpoint(
+        "timeseries", timeseries, TimeseriesParams, "Spend over time, split by a dimension", _TIMESERIES
+    ),
+    _endpoint("headroom", headroom, BucketParams, "Rate-limit headroom and 429s over time", _HEADROOM),
+    _endpoint("errors", errors, InsightsParams, "Errors by type, model and status", _ERRORS),
+    _endpoint("error_rate", error_rate, BucketParams, "Error rate over time", _ERROR_RATE),
+    _endpoint("latency", latency, LatencyParams, "Latency percentiles by a dimension", _LATENCY),
+    _endpoint("dimensions", dimensions, InsightsParams, "Values seen per filter dimension", _DIMENSIONS),
+    _endpoint("unpriced", unpriced, InsightsParams, "Calls without a price, by model", _UNPRICED),
+    _endpoint("savings", savings, InsightsParams, "Savings from cached input and the Batch API", _SAVINGS),
 )
 
 COMPONENT = Component("insights", ENDPOINTS)

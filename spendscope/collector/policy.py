@@ -26,10 +26,11 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["LOOPBACK_NAMES", "RequestPolicy", "is_loopback"]
+__all__ = ["LOOPBACK_NAMES", "PROTECTED", "RequestPolicy", "is_loopback"]
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-_PROTECTED = ("/v1/", "/api/", "/metrics")
+# Behind the token when one is set (the API document says so too).
+PROTECTED = ("/v1/", "/api/", "/metrics")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -126,7 +127,7 @@ class RequestPolicy:
                 ctype = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
                 if ctype != "application/json":
                     return 415, f"Content-Type must be application/json, not {ctype[:60]!r}", []
-        if self._expected is not None and path.startswith(_PROTECTED):
+        if self._expected is not None and path.startswith(PROTECTED):
             given = (_header(scope, b"authorization") or "").encode("latin-1")
             if not hmac.compare_digest(given, self._expected):
                 return (

@@ -264,8 +264,10 @@ class Endpoint:
     """One ``/api/v1`` endpoint: method, path, handler and what it takes and answers.
 
     ``params`` validates the query string and path parameters (GET, DELETE) or, for POST, the
-    path parameters and the JSON body. ``response`` is the JSON Schema of a 200 answer, and
-    ``errors`` the other statuses it may answer, with what they mean (for the API document).
+    path parameters and the JSON body. ``response`` is the JSON Schema of a ``status`` answer
+    (200 unless said) in ``media_type``, and ``errors`` the other statuses it may answer, with what
+    they mean: a description (the body is ``{"error": ...}``) or a description and the body's
+    schema. The API document (:mod:`spendscope.collector.openapi`) is built from these.
     """
 
     method: Literal["GET", "POST", "DELETE"]
@@ -274,8 +276,10 @@ class Endpoint:
     params: type[Params] = Params
     summary: str = ""
     response: Mapping[str, Any] = field(default_factory=dict)
-    errors: Mapping[int, str] = field(default_factory=dict)
+    errors: Mapping[int, str | tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     tag: str = "query"
+    status: int = 200
+    media_type: str = "application/json"
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:

@@ -273,6 +273,67 @@ def test_idle_and_slow_connections_cannot_starve_the_server(tmp_path: Path) -> N
         c.terminate()
 
 
+def test_headers_and_a_large_body_in_one_write_are_served(collector: CollectorProcess) -> None:
+    # The header cap counts header bytes only: a read holding the headers and 1 MiB of body is fine.
+    svc = _service()
+    body = make_request([span_dict(genai_attrs()) for _ in range(2000)], svc).SerializeToString()
+    head = (
+        f"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=60) as s:
+        s.sendall(head + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert _stored(collector, svc) == 2000
+
+
+def test_a_connection_answered_early_keeps_working(tmp_path: Path) -> None:
+    # A 503 (queue full) is answered before the body is read; the body that still arrives belongs to
+    # that request, and the keep-alive connection serves the next one (it was once cut as "headers").
+    import http.client
+
+    cfg = tmp_path / "q.toml"
+    cfg.write_text("[collector]\nmax_queue_spans = 600\nwriter_linger_ms = 300\n")
+    c = CollectorProcess(tmp_path / "q.duckdb", config=cfg)
+    c.start()
+    errors: list[BaseException] = []
+    refused = [0]
+
+    def sender(seed: int) -> None:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)
+            for _ in range(4):
+                body = make_request(
+                    [span_dict(genai_attrs()) for _ in range(512)], "early"
+                ).SerializeToString()
+                while True:
+                    conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status == 200:
+                        break
+                    assert resp.status == 503, resp.status
+                    refused[0] += 1
+                    time.sleep(0.05)
+            conn.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]
+        assert _stored(c, "early") == 8 * 4 * 512
+    finally:
+        c.terminate()
+
+
 def test_no_state_change_from_a_browser_page(collector: CollectorProcess, tmp_path: Path) -> None:
     url = collector.url
     # A cross-site form or fetch without preflight can only send simple content types.

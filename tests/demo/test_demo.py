@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,9 +34,8 @@ def test_demo_runs_headless_and_everything_shows_up(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "spendscope", "demo", "--duration", "70", "--no-dashboard",
          "--port", str(port), "--dir", str(tmp_path / "demo"), "--rate", "6"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    started = time.monotonic()
     seen: dict[str, Any] = {}
     try:
         deadline = time.monotonic() + 65
@@ -59,12 +60,12 @@ def test_demo_runs_headless_and_everything_shows_up(tmp_path: Path) -> None:
                     seen["alerts"] = alerts
             except httpx.HTTPError:
                 continue
-        # The demo runs its 70 s whenever the loop above ends, then stops in a few seconds (about 77 s
-        # in all on 2 busy cores): wait for that, not a fixed time after the loop.
-        assert proc.wait(max(10.0, started + 110 - time.monotonic())) == 0
+        # The demo stops itself after its duration; on a loaded machine its start and stop take longer.
+        assert proc.wait(180) == 0
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the demo and the collector, fake and apps it started
+            proc.wait(10)
         log.close()
     output = (tmp_path / "demo.log").read_text()
     assert set(seen) == {"spend", "ratelimits", "reconciliation", "alerts"}, (sorted(seen), output[-3000:])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import duckdb
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from spendscope.collector import schemas as s
 from spendscope.collector.alerts.engine import AlertEngine
 from spendscope.collector.alerts.state import event_payload, ts
 from spendscope.collector.context import CollectorContext
@@ -248,35 +250,138 @@ async def delete_silence(ctx: CollectorContext, p: SilenceIdParams) -> dict[str,
     return {"ok": True}
 
 
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+_TEXT = s.nullable(s.STRING)
+_WHEN = s.nullable(s.TIME)
+_VALUE = s.nullable(s.NUMBER)
+_SCOPE: s.Schema = {"type": "object", "additionalProperties": s.STRING}
+_ALERTS = s.rows(
+    s.obj(
+        {
+            "rule": s.STRING,
+            "scope_key": s.STRING,
+            "scope": _SCOPE,
+            "kind": s.STRING,
+            "state": {"enum": ["pending", "firing", "resolved"]},
+            "severity": s.STRING,
+            "value": _VALUE,
+            "threshold": _VALUE,
+            "started_at": _WHEN,
+            "resolved_at": _WHEN,
+            "last_notified_at": _WHEN,
+            "message": _TEXT,
+            "incident": s.INT,
+            "last_evaluated_at": _WHEN,
+            "deliveries": s.obj(
+                {"delivered": s.COUNT, "pending": s.COUNT, "failed": s.COUNT, "last_error": _TEXT}
+            ),
+            "silenced": s.BOOL,
+        }
+    )
+)
+_DELIVERY = s.obj(
+    {
+        "delivery_id": s.INT,
+        "rule": s.STRING,
+        "scope_key": s.STRING,
+        "channel": s.STRING,
+        "event": s.STRING,
+        "status": {"enum": ["pending", "delivered", "failed"]},
+        "attempts": s.COUNT,
+        "created_at": s.TIME,
+    }
+    | dict.fromkeys(("last_attempt_at", "next_attempt_at", "delivered_at"), _WHEN)
+    | {"last_error": _TEXT}
+)
+_STATUS = s.obj(
+    {
+        "rules": s.array(
+            s.obj({"name": s.STRING, "kind": s.STRING, "severity": s.STRING, "channels": s.STRINGS})
+        ),
+        "channels": s.array(s.obj({"name": s.STRING, "type": s.STRING})),
+        "interval_s": s.NUMBER,
+        "last_evaluated_at": _WHEN,
+        "rule_errors": {"type": "object", "additionalProperties": s.STRING},
+        "failed_deliveries": s.array(_DELIVERY),
+    }
+)
+_SILENCE = {"silence_id": s.INT, "rule": s.STRING, "scope_key": _TEXT}
+_SILENCES = s.rows(s.obj(_SILENCE | {"reason": _TEXT, "created_at": s.TIME, "expires_at": s.TIME}))
+_SILENCED = s.obj(_SILENCE | {"expires_at": s.TIME})
+_TESTED = s.obj(
+    {
+        "ok": s.BOOL,
+        "channels": s.STRINGS,
+        "event": s.obj(
+            {
+                "event": s.STRING,
+                "rule": s.STRING,
+                "kind": s.STRING,
+                "scope": _SCOPE,
+                "scope_key": s.STRING,
+                "state": s.STRING,
+                "severity": s.STRING,
+                "value": _VALUE,
+                "threshold": _VALUE,
+                "message": _TEXT,
+                "started_at": _WHEN,
+                "resolved_at": _WHEN,
+                "at": s.TIME,
+                "incident": s.INT,
+                "dedup_key": s.STRING,
+            }
+        ),
+    }
+)
+_NOT_SET_UP = {503: "alerts are not set up in this collector"}
+
+
+def _endpoint(
+    method: Literal["GET", "POST", "DELETE"],
+    path: str,
+    handler: Any,
+    params: type[Params],
+    summary: str,
+    response: s.Schema,
+    errors: Mapping[int, str] = _NOT_SET_UP,
+    status: int = 200,
+) -> Endpoint:
+    return Endpoint(method, path, handler, params, summary, response, errors, "alerts", status)
+
+
 ENDPOINTS = (
-    Endpoint("GET", "/api/v1/alerts", alerts, AlertsParams, "Alert instances by state", tag="alerts"),
-    Endpoint("GET", "/api/v1/alerts/status", status, summary="Rules, channels and evaluation", tag="alerts"),
-    Endpoint(
+    _endpoint("GET", "/api/v1/alerts", alerts, AlertsParams, "Alert instances by state", _ALERTS),
+    _endpoint("GET", "/api/v1/alerts/status", status, Params, "Rules, channels and evaluation", _STATUS),
+    _endpoint(
         "GET",
         "/api/v1/alerts/deliveries",
         deliveries,
         DeliveriesParams,
         "Notification attempts",
-        tag="alerts",
+        s.rows(_DELIVERY),
+        {},
     ),
-    Endpoint("GET", "/api/v1/alerts/silences", silences, summary="Silences in force", tag="alerts"),
-    Endpoint("POST", "/api/v1/alerts/silences", add_silence, SilenceBody, "Silence a rule", tag="alerts"),
-    Endpoint(
+    _endpoint("GET", "/api/v1/alerts/silences", silences, Params, "Silences in force", _SILENCES),
+    _endpoint(
+        "POST", "/api/v1/alerts/silences", add_silence, SilenceBody, "Silence a rule", _SILENCED, status=201
+    ),
+    _endpoint(
         "DELETE",
         "/api/v1/alerts/silences/{silence_id}",
         delete_silence,
         SilenceIdParams,
         "End a silence",
-        errors={404: "no such silence"},
-        tag="alerts",
+        s.obj({"ok": s.BOOL}),
+        {404: "no such silence"},
     ),
-    Endpoint(
+    _endpoint(
         "POST",
         "/api/v1/alerts/{rule}/test",
         test,
         RuleParams,
         "Send a test notification of a rule to its channels",
-        errors={404: "no such rule", 409: "the rule has no channels"},
-        tag="alerts",
+        _TESTED,
+        {404: "no such rule", 409: "the rule has no channels", **_NOT_SET_UP},
     ),
 )

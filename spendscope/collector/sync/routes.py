@@ -15,11 +15,12 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.queries import fetch_dicts
 from spendscope.collector.sync import bill
 from spendscope.collector.sync import reconcile as rec
-from spendscope.collector.sync.db import RUN_COLUMNS
+from spendscope.collector.sync.db import RUN_COLUMNS, RUN_COUNTS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
 from spendscope.collector.web import ApiError, Endpoint, Keys, Limit, Params, TimeRange
 from spendscope.isotime import format_time
@@ -110,36 +111,189 @@ async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
     return {"rows": await run_in_threadpool(ctx.store.read, lambda c: _runs(c, p.limit))}
 
 
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+_COUNTS = dict.fromkeys(RUN_COUNTS, s.COUNT)
+_TEXT = s.nullable(s.STRING)
+_EPOCH = s.nullable(s.INT)
+# Prices from the bill (sync/bill.py): unit prices are USD per `unit`, drift a signed fraction.
+_DECIMAL = s.nullable({"type": "string", "description": "a plain decimal"})
+_BILL_COUNTS = {k: s.COUNT for k in ("prices", "compared", "recorded", "ignored", "models", "calls_priced")}
+_BILL_RESULT = s.nullable(
+    s.obj(
+        {},
+        {**_BILL_COUNTS, "calls_priced_usd": s.MONEY, "price_version": s.STRING, "error": s.STRING},
+    )
+)
+_BILL = s.rows(
+    s.obj(
+        {
+            "day": s.DATE,
+            "line_item": s.STRING,
+            "amount": s.MONEY_OR_NULL,
+            "quantity": _DECIMAL,
+            "quantity_unit": _TEXT,
+            "currency": _TEXT,
+            "model": _TEXT,
+            "kind": _TEXT,
+            "tier": s.STRING,
+            "unit": _TEXT,
+            "unit_price": s.MONEY_OR_NULL,
+            "status": {"type": "string", "enum": ["prices", "compared", "recorded", "ignored"]},
+            "reason": _TEXT,
+            "price_id": _TEXT,
+            "price_origin": _TEXT,
+            "table_unit_price": s.MONEY_OR_NULL,
+            "drift": s.RATIO_OR_NULL,
+        }
+    ),
+    **s.RANGE,
+)
+_DRIFT = s.rows(
+    s.obj(
+        {
+            "model": s.STRING,
+            "tier": s.STRING,
+            "kind": s.STRING,
+            "unit": s.STRING,
+            "bill_unit_price": s.MONEY,
+            "table_unit_price": s.MONEY,
+            "drift": s.RATIO_OR_NULL,
+            "price_id": s.STRING,
+            "price_origin": s.STRING,
+            "day": s.DATE,
+            "days": s.COUNT,
+            "first_day": s.DATE,
+            "line_item": s.STRING,
+            "amount_usd": s.MONEY_OR_NULL,
+            "quantity": _DECIMAL,
+            "quantity_unit": _TEXT,
+        }
+    ),
+    **s.RANGE,
+    threshold_pct=s.NUMBER,
+)
+_RUN = s.obj(
+    {
+        "ok": s.BOOL,
+        "run_id": s.INT,
+        "trigger": s.STRING,
+        "status": s.STRING,
+        "error": _TEXT,
+        "window_start": s.nullable(s.TIME),
+        "window_end": s.nullable(s.TIME),
+        "duration_s": s.NUMBER,
+        **_COUNTS,
+        "errors": s.COUNT,
+        "bill_prices": _BILL_RESULT,
+        "endpoints": s.array(
+            s.obj(
+                {
+                    "endpoint": s.STRING,
+                    "window_start": _EPOCH,
+                    "window_end": _EPOCH,
+                    "resumed": s.BOOL,
+                    **_COUNTS,
+                    "error": _TEXT,
+                }
+            )
+        ),
+    }
+)
+_RUNS = s.rows(
+    s.obj(
+        {
+            "run_id": s.INT,
+            "trigger": s.STRING,
+            "status": s.STRING,
+            "started_at": s.TIME,
+            "finished_at": s.nullable(s.TIME),
+            "duration_s": s.nullable(s.NUMBER),
+            "window_start": s.nullable(s.TIME),
+            "window_end": s.nullable(s.TIME),
+            **_COUNTS,
+            "errors": s.COUNT,
+            "error": _TEXT,
+        }
+    )
+)
+_RECONCILED = {
+    "tracked_usd": s.MONEY,
+    "billed_usd": s.MONEY_OR_NULL,
+    "capture_rate": s.RATIO_OR_NULL,
+    "estimated_usd": s.MONEY_OR_NULL,
+}
+_RECONCILIATION = s.rows(
+    s.obj(
+        _RECONCILED
+        | {"untracked_usd": s.MONEY_OR_NULL, "token_capture_rate": s.RATIO_OR_NULL}
+        | dict.fromkeys(
+            (
+                "calls",
+                "unpriced_calls",
+                "unpriced_usage_rows",
+                "tracked_input_tokens",
+                "tracked_output_tokens",
+                "tracked_cached_input_tokens",
+                "usage_requests",
+                "usage_input_tokens",
+                "usage_output_tokens",
+                "usage_cached_input_tokens",
+            ),
+            s.COUNT,
+        ),
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    totals=s.obj(_RECONCILED),
+)
+_USAGE = s.rows(
+    s.obj(
+        dict.fromkeys(("requests", "input_tokens", "cached_input_tokens", "output_tokens"), s.COUNT)
+        | {"estimated_usd": s.MONEY_OR_NULL, "unpriced_rows": s.COUNT},
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+)
+_COSTS = s.rows(
+    s.obj({"billed_usd": s.MONEY, "results": s.COUNT}, others=s.KEY_VALUE), **s.RANGE, group_by=s.STRINGS
+)
+
 ENDPOINTS = (
     Endpoint(
         "POST",
         "/api/v1/sync",
         sync_now,
         summary="Run a Usage/Costs sync now and say what it read and wrote",
+        response=_RUN,
         errors={
             409: "a sync is already running and did not finish in time",
-            502: "OpenAI refused the admin key or failed",
-            503: "no admin key is configured",
+            502: ("OpenAI refused the admin key or failed: the run, ok false", _RUN),
+            503: ("no admin key is configured", {"anyOf": [s.ERROR, _RUN]}),
         },
         tag="sync",
     ),
-    Endpoint("GET", "/api/v1/sync/runs", runs, RunsParams, "Recent sync runs", tag="sync"),
+    Endpoint("GET", "/api/v1/sync/runs", runs, RunsParams, "Recent sync runs", _RUNS, tag="sync"),
     Endpoint(
         "GET",
         "/api/v1/reconciliation",
         reconciliation,
         ReconciliationParams,
         "Tracked spend against billed spend",
+        _RECONCILIATION,
         tag="sync",
     ),
-    Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", tag="sync"),
-    Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", tag="sync"),
+    Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", _USAGE, tag="sync"),
+    Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", _COSTS, tag="sync"),
     Endpoint(
         "GET",
         "/api/v1/prices/bill",
         bill_prices,
         TimeRange,
         "Unit prices the bill implies, line item by line item and day",
+        _BILL,
         tag="pricing",
     ),
     Endpoint(
@@ -148,6 +302,7 @@ ENDPOINTS = (
         drift,
         DriftParams,
         "Where the bill's unit price differs from the price table's",
+        _DRIFT,
         tag="pricing",
     ),
 )
