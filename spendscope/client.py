@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_ENV",
+    "COMPACT_TIMEOUT_S",
     "DEFAULT_API",
     "MAX_ANSWER_BYTES",
     "PAGE_TIMEOUT_S",
@@ -55,6 +56,7 @@ QUERY_TIMEOUT_S = 30.0  # a query from the command line
 PAGE_TIMEOUT_S = 10.0  # a dashboard page: someone is watching a spinner
 SYNC_TIMEOUT_S = 900.0  # the first sync backfills 30 days of every endpoint of a large organization
 REPRICE_TIMEOUT_S = 600.0  # re-pricing rewrites every call since a time
+COMPACT_TIMEOUT_S = 900.0  # compaction rewrites the lake's small files
 MAX_ANSWER_BYTES = 32 * 1024 * 1024  # an answer larger than this is a bug, not data to show
 
 Params = Mapping[str, str | int | None]
@@ -125,6 +127,14 @@ class ApiClient:
     def reprice(self, since: datetime) -> dict[str, Any]:
         """``POST /api/v1/prices/reprice``: price again every call since ``since``."""
         return self.post("/api/v1/prices/reprice", {"since": format_time(since)}, timeout_s=REPRICE_TIMEOUT_S)
+
+    def lake_status(self) -> dict[str, Any]:
+        """``GET /api/v1/lake``: this replica, the leader, shipping and the lake's files."""
+        return self.get("/api/v1/lake")
+
+    def lake_compact(self) -> dict[str, Any]:
+        """``POST /api/v1/lake/compact``: merge the lake's small files now."""
+        return self.post("/api/v1/lake/compact", timeout_s=COMPACT_TIMEOUT_S)
 
     def alerts(self, state: str = "firing") -> dict[str, Any]:
         """``GET /api/v1/alerts``: alerts that are ``firing``, ``resolved`` or ``all``."""

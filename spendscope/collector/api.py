@@ -163,7 +163,16 @@ def healthz_payload(ctx: CollectorContext) -> dict[str, Any]:
         "bodies_in_memory": traces.bodies_in_memory if traces else 0,
         "price_version": ctx.prices.version,
         "started_at": format_time(ctx.started_at),
+        **({"lake": _lake_block(ctx)} if ctx.lake is not None else {}),
     }
+
+
+def _lake_block(ctx: CollectorContext) -> dict[str, Any]:
+    assert ctx.lake is not None
+    try:
+        return ctx.lake.status()
+    except Exception as exc:  # health must answer whatever the lake does
+        return {"replica": ctx.lake.replica, "error": str(exc)[:500]}
 
 
 async def healthz(ctx: CollectorContext, p: Params) -> JSONResponse:

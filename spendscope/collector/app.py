@@ -8,15 +8,24 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spendscope.collector import components
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.lake.replica import LakeUnavailable
 from spendscope.collector.policy import RequestPolicy, is_loopback
 from spendscope.collector.receiver import TracesEndpoint
 from spendscope.collector.web import routes
 
 __all__ = ["create_app"]
+
+
+async def _lake_unavailable(request: Request, exc: Exception) -> Response:
+    """A read while the lake cannot answer: 503 saying why (ingest still works)."""
+    body = {"error": str(exc)}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_app(
@@ -29,6 +38,7 @@ def create_app(
     app = Starlette(
         routes=[Route("/v1/traces", traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
         lifespan=lifespan,
+        exception_handlers={LakeUnavailable: _lake_unavailable},
     )
     settings = ctx.config.collector
     app.add_middleware(

@@ -49,7 +49,11 @@ def _cmd_collector(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():  # every problem of the file at once, one a line
             print(f"spendscope collector: {line}", file=sys.stderr)
         return 2
-    return run(config)
+    try:
+        return run(config)
+    except ConfigError as exc:  # found at start: a lake's data path or replica name
+        print(f"spendscope collector: {exc}", file=sys.stderr)
+        return 2
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -38,6 +38,7 @@ COMPONENTS: tuple[str, ...] = (
     "spendscope.collector.insights",
     "spendscope.collector.sync.component",
     "spendscope.collector.alerts.component",
+    "spendscope.collector.lake.component",
     "spendscope.collector.prometheus",
     "spendscope.collector.openapi",
 )

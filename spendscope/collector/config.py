@@ -25,6 +25,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from spendscope.collector.alerts.config import AlertsConfig
+from spendscope.collector.lake.settings import LakeSettings
 from spendscope.collector.section import ConfigError, Flag, Int, Section, Size, Text, fail, setting
 from spendscope.collector.sync.config import SyncSettings
 from spendscope.collector.validation import validate
@@ -188,6 +189,7 @@ class Config(Section):
     pricing: PricingSettings = setting(default_factory=PricingSettings, help="Pricing.")
     sync: SyncSettings = setting(default_factory=SyncSettings, help="The Usage and Costs sync.")
     alerts: AlertsConfig = setting(default_factory=AlertsConfig, help="Alert rules and channels.")
+    lake: LakeSettings | None = setting(None, help="Several collectors, one store (DuckLake).")
     token: str | None = setting(
         None,
         env="SPENDSCOPE_TOKEN",

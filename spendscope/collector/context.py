@@ -14,6 +14,7 @@ from spendscope.collector.store import Store
 if TYPE_CHECKING:
     from spendscope.collector.alerts.engine import AlertEngine
     from spendscope.collector.ingest import Writer
+    from spendscope.collector.lake.replica import LakeReplica, LakeState
     from spendscope.collector.pricer import Pricer
     from spendscope.collector.sync.job import SyncJob
     from spendscope.collector.workers import DecodePool
@@ -60,4 +61,16 @@ class CollectorContext:
     decode_pool: DecodePool | None = None
     sync: SyncJob | None = None
     alerts: AlertEngine | None = None
+    lake: LakeReplica | None = None  # with a [lake] section: this replica's side of the shared store
     shut_down: bool = False  # set once shutdown() has begun: background work stops
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs the singletons (sync, alerts, rollups, retention, compaction):
+        always without a lake; with one, while it holds the lease."""
+        return self.lake is None or self.lake.is_leader
+
+    @property
+    def shared(self) -> Store | LakeState:
+        """Where the tables every replica shares live (sync, alerts): the lake, else the local file."""
+        return self.store if self.lake is None else self.lake.state

@@ -15,7 +15,7 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.ingest import epoch_dates
 from spendscope.collector.rollups import apply_retention, roll_dirty_days
 
-__all__ = ["COMPONENT", "ROLLUP_DAYS_PER_TASK", "rollup_now", "safely"]
+__all__ = ["COMPONENT", "ROLLUP_DAYS_PER_TASK", "retention_now", "rollup_now", "safely"]
 
 log = logging.getLogger("spendscope.collector")
 
@@ -32,6 +32,11 @@ def rollup_now(ctx: CollectorContext) -> int:
     re-rolling a busy current day every interval grows with the day until it costs more than
     ingest itself. Returns how many days were rolled.
     """
+    if ctx.lake is not None:
+        # The local file is only the shipping buffer: the leader rolls up the lake.
+        if not ctx.is_leader:
+            return 0
+        return ctx.lake.roll_up(ctx.clock(), ctx.config.collector.rollup_interval_s)
     busy: list[date] | None = None
 
     def task(con: duckdb.DuckDBPyConnection) -> int:
@@ -48,6 +53,17 @@ def rollup_now(ctx: CollectorContext) -> int:
         total += n
         if n < ROLLUP_DAYS_PER_TASK:
             return total
+
+
+def retention_now(ctx: CollectorContext) -> None:
+    """Apply retention: to the local file, and with a lake to the lake's tables by the leader (the
+    local calls are then the shipping buffer, and what retention would drop is refused at ingest)."""
+    settings = ctx.config.retention
+    if ctx.lake is not None:
+        if ctx.is_leader:
+            ctx.lake.apply_retention(ctx.clock())
+        settings = settings.model_copy(update={"calls_days": None, "rollup_days": None})
+    ctx.store.run_write(lambda con: apply_retention(con, ctx.clock(), settings))
 
 
 def safely(fn: Callable[[], Any]) -> Callable[[], None]:
@@ -73,9 +89,7 @@ def setup(ctx: CollectorContext) -> None:
         **common,
     )
     ctx.scheduler.add_job(
-        safely(
-            lambda: ctx.store.run_write(lambda con: apply_retention(con, ctx.clock(), ctx.config.retention))
-        ),
+        safely(lambda: retention_now(ctx)),
         "interval",
         hours=1,
         id="spendscope.retention",

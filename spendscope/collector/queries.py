@@ -431,7 +431,7 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[list[date]]:
     (a rollup committed in between cannot make a day count twice or not at all)."""
     con.execute("BEGIN TRANSACTION")
     try:
-        yield [r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()]
+        yield sorted({r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()})  # each day once
     finally:
         con.execute("ROLLBACK")  # nothing was written
 

@@ -53,7 +53,24 @@ def record_price_version(con: duckdb.DuckDBPyConnection, table: PriceTable, now:
     )
 
 
-def reprice_day(con: duckdb.DuckDBPyConnection, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
+# Flag a re-priced day for the rollups: the local table has a key to upsert on; the lake's has none
+# (and a marked_at column), so there the flag is replaced.
+_MARK_LOCAL = (
+    "INSERT INTO rollup_state (day, dirty) VALUES ($day, true) ON CONFLICT (day) DO UPDATE SET dirty = true",
+)
+_MARK_LAKE = (
+    "DELETE FROM rollup_state WHERE day = $day",
+    "INSERT INTO rollup_state VALUES ($day, true, NULL, now())",
+)
+
+
+def reprice_day(
+    con: duckdb.DuckDBPyConnection,
+    pricer: Pricer,
+    day: Any,
+    since: datetime,
+    mark: tuple[str, ...] = _MARK_LOCAL,
+) -> dict[str, Any]:
     rows = con.execute(_SELECT, {"day": day, "since": since}).fetchall()
     changed: list[tuple[Any, ...]] = []
     before = after = Decimal(0)
@@ -81,7 +98,7 @@ def reprice_day(con: duckdb.DuckDBPyConnection, pricer: Pricer, day: Any, since:
                     }
                 )
     if changed:
-        _write_changes(con, changed, [day])
+        _write_changes(con, changed, [day], mark)
     return {
         "examined": len(rows),
         "changed": len(changed),
@@ -95,6 +112,7 @@ def _write_changes(
     con: duckdb.DuckDBPyConnection,
     changed: list[tuple[Any, ...]],
     days: list[Any],
+    mark: tuple[str, ...],
     only_unpriced: bool = False,
 ) -> None:
     """Store new prices (``_UPDATE_SCHEMA`` rows) of calls on ``days`` and mark the days for the
@@ -113,11 +131,9 @@ def _write_changes(
             f"AND calls.trace_id = u.trace_id AND calls.span_id = u.span_id{guard}",
             {"days": days, "lo": min(days), "hi": max(days)},
         )
-        con.execute(
-            "INSERT INTO rollup_state (day, dirty) SELECT unnest($days::DATE[]), true "
-            "ON CONFLICT (day) DO UPDATE SET dirty = true",
-            {"days": days},
-        )
+        for day in days:
+            for sql in mark:
+                con.execute(sql, {"day": day})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -126,7 +142,7 @@ def _write_changes(
         con.unregister("reprice_in")
 
 
-def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer) -> dict[str, Any]:
+def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, lake: bool = False) -> dict[str, Any]:
     """Price the calls stored as unpriced whose model only the bill prices, now that it does.
 
     Only unpriced calls change: a price learned from the bill fills a gap and replaces nothing, so
@@ -156,14 +172,34 @@ def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer) -> dict[str,
             days.add(r[18])
             cost += 0 if pico is None else pico_to_decimal(pico)
     if changed:
-        _write_changes(con, changed, sorted(days), only_unpriced=True)
+        _write_changes(con, changed, sorted(days), _MARK_LAKE if lake else _MARK_LOCAL, only_unpriced=True)
     return {"calls_priced": len(changed), "cost_usd": cost}
 
 
 def _reprice_day_task(
-    con: duckdb.DuckDBPyConnection, *, pricer: Pricer, day: Any, since: datetime
+    con: duckdb.DuckDBPyConnection,
+    *,
+    pricer: Pricer,
+    day: Any,
+    since: datetime,
+    mark: tuple[str, ...] = _MARK_LOCAL,
 ) -> dict[str, Any]:
-    return reprice_day(con, pricer, day, since)
+    return reprice_day(con, pricer, day, since, mark)
+
+
+def _reprice_everywhere(ctx: CollectorContext, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
+    """One day: the local file's calls, and with a lake then the lake's (in that order, so a row
+    shipped in between is re-priced on one side or the other, never missed)."""
+    res: dict[str, Any] = ctx.store.run_write(partial(_reprice_day_task, pricer=pricer, day=day, since=since))
+    if ctx.lake is None:
+        return res
+    shared: dict[str, Any] = ctx.lake.state.run_write(
+        partial(_reprice_day_task, pricer=pricer, day=day, since=since, mark=_MARK_LAKE)
+    )
+    return {
+        **{k: res[k] + shared[k] for k in ("examined", "changed", "before", "after")},
+        "samples": res["samples"] + shared["samples"],
+    }
 
 
 def reprice(ctx: CollectorContext, since: datetime) -> dict[str, Any]:
@@ -183,9 +219,7 @@ def reprice(ctx: CollectorContext, since: datetime) -> dict[str, Any]:
     before = after = Decimal(0)
     samples: list[dict[str, Any]] = []
     for day in days:
-        res: dict[str, Any] = ctx.store.run_write(
-            partial(_reprice_day_task, pricer=pricer, day=day, since=since)
-        )
+        res = _reprice_everywhere(ctx, pricer, day, since)
         examined += res["examined"]
         changed += res["changed"]
         before += res["before"]

@@ -29,6 +29,8 @@ from spendscope.collector.connections import guarded_protocol
 from spendscope.collector.context import CollectorContext, utc_now
 from spendscope.collector.core import rollup_now, safely
 from spendscope.collector.ingest import Writer
+from spendscope.collector.lake.replica import LakeReplica, check_data_path
+from spendscope.collector.lake.settings import LakeSettings, default_replica
 from spendscope.collector.policy import is_loopback
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
@@ -44,6 +46,7 @@ __all__ = [
     "build_context",
     "configure_logging",
     "default_duckdb_threads",
+    "open_lake",
     "rollup_now",
     "run",
     "shutdown",
@@ -108,10 +111,28 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         linger_s=settings.writer_linger_ms / 1000,
     )
     store.attach_writer(ctx.writer)
+    if config.lake is not None:
+        ctx.lake = open_lake(config.lake, ctx)
     for part in components.load():
         if part.setup is not None:
             part.setup(ctx)
     return ctx
+
+
+def open_lake(settings: LakeSettings, ctx: CollectorContext) -> LakeReplica:
+    """This replica's side of the lake: a writable data path and a replica name no live process
+    uses are checked now (clear errors); an unreachable catalog is retried in the background."""
+    check_data_path(settings.data_path)
+    writer = ctx.writer
+    lake = LakeReplica(
+        settings,
+        ctx.store,
+        settings.replica or default_replica(ctx.config.collector.port),
+        retention=ctx.config.retention,
+        rows_committed=lambda: writer.rows_committed if writer is not None else 0,
+    )
+    lake.first_contact()
+    return lake
 
 
 def _raise_open_file_limit() -> None:
@@ -155,6 +176,8 @@ def start(ctx: CollectorContext) -> None:
     # In the writer thread, so that the collector answers at once while it runs.
     ctx.writer.submit(lambda con: warm_up(pricer, con))
     ctx.scheduler.start()
+    if ctx.lake is not None:
+        ctx.lake.start()
     # Roll up what an earlier run left dirty, off the request path.
     ctx.scheduler.add_job(safely(lambda: rollup_now(ctx)), id="spendscope.rollups.startup")
 
@@ -178,10 +201,13 @@ def shutdown(ctx: CollectorContext) -> None:
             log.error("writer did not finish draining within 120 s")
         log.info("writer drained (%d spans were queued at shutdown)", pending)
     ctx.store.attach_writer(None)
-    try:
-        roll_dirty_days(ctx.store.connection, ctx.clock())
-    except Exception:
-        log.exception("final rollup failed")
+    if ctx.lake is not None:
+        ctx.lake.stop()  # ships what is left (bounded) and gives the lease up
+    else:
+        try:
+            roll_dirty_days(ctx.store.connection, ctx.clock())
+        except Exception:
+            log.exception("final rollup failed")
     ctx.store.close()
     log.info("collector stopped; database checkpointed and closed")
 

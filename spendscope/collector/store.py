@@ -78,6 +78,8 @@ class Store:
         self._con.execute("SET TimeZone = 'UTC'")
         self._writer: WriteExecutor | None = None
         self._lock = threading.Lock()
+        # Prepares every read cursor (the lake points table names at its read views); may refuse.
+        self.on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None
         self.closed = False
 
     @property
@@ -89,6 +91,12 @@ class Store:
         """A new connection to the same database for reading, from any thread. Close it when done."""
         cur = self._con.cursor()
         cur.execute("SET TimeZone = 'UTC'")
+        if self.on_cursor is not None:
+            try:
+                self.on_cursor(cur)
+            except BaseException:
+                cur.close()
+                raise
         return cur
 
     def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:

@@ -74,7 +74,9 @@ def _overlay(
             continue
         sub, optional = section_type(f.annotation)
         if sub is not None:
-            table = data.get(key, None if optional else {})  # an optional table exists only if written
+            # An optional table exists only if written, or if the environment gives one of its
+            # required keys (SPENDSCOPE_LAKE_CATALOG alone makes a [lake]).
+            table = data.get(key, {} if not optional or _required_from_env(sub, env) else None)
             if isinstance(table, dict):  # anything else is reported by validation
                 table = dict(table)
                 _overlay(sub, table, env, flags, (*loc, key), sources, lines, where, prefix)
@@ -93,6 +95,14 @@ def _overlay(
         flag = x.get("x-flag")
         if flag and flags.get(flag) not in (None, ""):
             data[key], sources[(*loc, key)] = flags[flag], flag
+
+
+def _required_from_env(model: type[Section], env: Mapping[str, str]) -> bool:
+    for f in model.model_fields.values():
+        var = declared(f).get("x-env")
+        if f.is_required() and var and env.get(var):
+            return True
+    return False
 
 
 def section_type(annotation: Any) -> tuple[type[Section] | None, bool]:

@@ -96,6 +96,7 @@ class Received:
     path: str
     body: Any
     at: float
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass
@@ -147,7 +148,8 @@ def start_receiver() -> Receiver:
                 self.end_headers()
                 self.wfile.write(b"boom")
                 return
-            rec.got.append(Received(self.path, json.loads(body), time.monotonic()))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            rec.got.append(Received(self.path, json.loads(body), time.monotonic(), headers))
             self.send_response(202 if parts[0] == "pd" else 200)
             self.send_header("content-type", "application/json")
             self.end_headers()

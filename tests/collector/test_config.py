@@ -128,7 +128,7 @@ def test_every_problem_at_once_with_file_key_and_source(tmp_path: Path) -> None:
     assert set(lines) == {
         f"{f}: sync.admin_key: is read only from the environment (OPENAI_ADMIN_KEY), never from the file",
         f"{f}: colector: unknown key; did you mean 'collector'? "
-        "(known: collector, retention, pricing, sync, alerts)",
+        "(known: collector, retention, pricing, sync, alerts, lake)",
         f"{f}: collector.port: must be an integer, got 'eighty'",
         f"{f}: collector.prot: unknown key; did you mean 'port'? (known: host, port, db, max_body_bytes, "
         "max_queue_spans, max_concurrent_decodes, writer_batch_spans, writer_linger_ms, decode_workers, "

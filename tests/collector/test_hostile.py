@@ -187,6 +187,7 @@ def test_counts_beyond_a_safe_sum_are_refused(collector: CollectorProcess) -> No
     _every_endpoint_answers(collector)
 
 
+@pytest.mark.local_file
 def test_aggregates_are_safe_against_what_was_stored(tmp_path: Path) -> None:
     # Rows a hostile client got stored before the limits existed: sums past 2^63 still answer, exactly.
     c = CollectorProcess(tmp_path / "old.duckdb")

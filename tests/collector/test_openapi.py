@@ -142,6 +142,7 @@ _SAFE = (
     "/api/v1/prices/reprice",
     "/api/v1/alerts/silences",
     "/api/v1/alerts/{rule}/test",
+    "/api/v1/lake/compact",  # without a lake: 404, nothing happens
 )
 
 

@@ -6,9 +6,6 @@ shown and alerts once; nothing priced changes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,47 +25,15 @@ from spendscope.fake_openai.server import FakeOpenAI
 from spendscope.fake_openai.usage_buckets import cost_lines
 from tests.alerts.helpers import Receiver, start_receiver
 from tests.collector.helpers import CollectorProcess
+from tests.sync.helpers import run_app
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 NEW = "gpt-9-preview"  # no price table knows it
 MINI, MINI_SNAPSHOT = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
 # The fake's bill: the new model at its own prices, gpt-4o-mini 10% below the reviewed input price.
 NEW_PRICE = {"input": Decimal("1.10"), "output": Decimal("4.40")}
 MINI_PRICE = {"input": Decimal("0.135"), "cached_input": Decimal("0.075"), "output": Decimal("0.60")}
-
-_APP = """
-import sys
-import spendscope
-spendscope.instrument(service_name=sys.argv[5])
-from openai import OpenAI
-client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)
-for i in range(int(sys.argv[3])):
-    client.chat.completions.create(
-        model=sys.argv[4], messages=[{"role": "user", "content": "question number %d, " % i + "x" * i}]
-    )
-if sys.argv[6] == "fail":
-    try:  # a failed attempt without usage: it costs 0, and is not unpriced
-        client.chat.completions.create(
-            model=sys.argv[4], messages=[{"role": "user", "content": "q"}],
-            extra_headers={"x-fake-fault": "status=500"},
-        )
-    except Exception:
-        pass
-"""
-
-
-def _run_app(
-    fake: FakeOpenAI, collector: CollectorProcess, model: str, n: int, service: str, fail: bool
-) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    args = [fake.base_url, fake.api_key, str(n), model, service, "fail" if fail else "ok"]
-    subprocess.run([sys.executable, "-c", _APP, *args], env=env, cwd=REPO, check=True, timeout=60)
 
 
 def _window() -> dict[str, str]:
@@ -134,8 +99,8 @@ def test_the_bill_prices_what_no_table_knows_and_reports_drift(world: dict[str, 
     fake: FakeOpenAI = world["fake"]
     collector: CollectorProcess = world["collector"]
     receiver: Receiver = world["receiver"]
-    _run_app(fake, collector, NEW, 5, "new-model", fail=True)
-    _run_app(fake, collector, MINI, 4, "mini", fail=False)
+    run_app(fake, collector, NEW, 5, "new-model", fail=True)
+    run_app(fake, collector, MINI, 4, "mini", fail=False)
     new_calls = _calls(collector, "new-model", 6)
     mini_before = {r["span_id"]: r for r in _calls(collector, "mini", 4)}
 
@@ -209,7 +174,7 @@ def test_the_bill_prices_what_no_table_knows_and_reports_drift(world: dict[str, 
     assert MINI_SNAPSHOT in firing[0].body["message"] and "0.135" in firing[0].body["message"]
 
     # Calls made after the sync are priced from the bill at ingest (through the decode workers).
-    _run_app(fake, collector, NEW, 3, "new-model-later", fail=False)
+    run_app(fake, collector, NEW, 3, "new-model-later", fail=False)
     later = _calls(collector, "new-model-later", 3)
     assert {(x["pricing_status"], x["price_origin"]) for x in later} == {("priced", "bill")}
 

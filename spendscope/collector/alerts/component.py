@@ -18,17 +18,21 @@ log = logging.getLogger("spendscope.collector.alerts")
 
 def setup(ctx: CollectorContext) -> None:
     config = ctx.config.alerts
+    # With a lake, state and outbox are the lake's (every replica sees them) and only the leader
+    # evaluates and sends: a new leader carries on from the stored state, neither re-sending nor
+    # forgetting.
     worker = DeliveryWorker(
-        ctx.store,
+        ctx.shared,
         config.channels,
         ctx.clock,
         should_stop=lambda: ctx.shut_down or ctx.store.closed,
+        active=lambda: ctx.is_leader,
     )
-    engine = AlertEngine(config, ctx.store, ctx.clock, worker)
+    engine = AlertEngine(config, ctx.shared, ctx.clock, worker)
     ctx.alerts = engine
 
     def tick() -> None:
-        if ctx.shut_down:
+        if ctx.shut_down or not ctx.is_leader:
             return
         try:
             engine.tick()

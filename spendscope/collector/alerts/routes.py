@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from spendscope.collector import schemas as s
 from spendscope.collector.alerts.engine import AlertEngine
-from spendscope.collector.alerts.state import event_payload, ts
+from spendscope.collector.alerts.state import event_payload, next_id, ts
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.durations import Duration
 from spendscope.collector.web import ApiError, Choice, Endpoint, Limit, Params
@@ -214,15 +214,20 @@ async def add_silence(ctx: CollectorContext, p: SilenceBody) -> JSONResponse:
     expires = now + timedelta(seconds=p.duration)
 
     def write(con: duckdb.DuckDBPyConnection) -> int:
-        row = con.execute(
-            "INSERT INTO alert_silences VALUES (nextval('alert_silence_seq'), ?, ?, ?, ?, ?) "
-            "RETURNING silence_id",
-            [p.rule, p.scope_key, p.reason, now, expires],
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
+        con.execute("BEGIN TRANSACTION")
+        try:
+            silence_id = next_id(con, "alert_silences", "silence_id")
+            con.execute(
+                "INSERT INTO alert_silences VALUES (?, ?, ?, ?, ?, ?)",
+                [silence_id, p.rule, p.scope_key, p.reason, now, expires],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return silence_id
 
-    silence_id = await run_in_threadpool(ctx.store.run_write, write)
+    silence_id = await run_in_threadpool(ctx.shared.run_write, write)
     return JSONResponse(
         {
             "silence_id": silence_id,
@@ -240,12 +245,10 @@ class SilenceIdParams(Params):
 
 async def delete_silence(ctx: CollectorContext, p: SilenceIdParams) -> dict[str, Any]:
     def write(con: duckdb.DuckDBPyConnection) -> int:
-        rows = con.execute(
-            "DELETE FROM alert_silences WHERE silence_id = ? RETURNING silence_id", [p.silence_id]
-        )
-        return len(rows.fetchall())
+        row = con.execute("DELETE FROM alert_silences WHERE silence_id = ?", [p.silence_id]).fetchone()
+        return int(row[0]) if row else 0
 
-    if not await run_in_threadpool(ctx.store.run_write, write):
+    if not await run_in_threadpool(ctx.shared.run_write, write):
         raise ApiError(404, f"no silence {p.silence_id}")
     return {"ok": True}
 

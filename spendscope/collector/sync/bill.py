@@ -20,7 +20,7 @@ from spendscope.collector.queries import Query
 from spendscope.pricing import PriceRow, PriceTable
 from spendscope.pricing.bill import BillLine, BillPrice, bill_rows, compare, derive
 
-__all__ = ["BILL_COLUMNS", "build_bill_prices", "build_drift", "derive_bill"]
+__all__ = ["BILL_COLUMNS", "build_bill_prices", "build_drift", "derive_bill", "read_bill"]
 
 # A line item per UTC day and unit, summed over projects and keys; a sum with a missing part is
 # unknown, not the sum of the rest.
@@ -103,21 +103,36 @@ def _record(p: BillPrice, base: PriceTable, full: PriceTable, now: datetime) -> 
     return values, status
 
 
+def _derive(
+    con: duckdb.DuckDBPyConnection, table: PriceTable
+) -> tuple[list[BillPrice], PriceTable, tuple[PriceRow, ...]]:
+    """The bill's unit prices, the table without its bill rows, and the rows that price calls."""
+    prices = derive(_lines(con))
+    base = table.without_bill()
+    rows = bill_rows(p for p in prices if p.item.model is not None and base.resolve(p.item.model) is None)
+    return prices, base, rows
+
+
+def read_bill(con: duckdb.DuckDBPyConnection, table: PriceTable) -> tuple[PriceRow, ...]:
+    """The rows the stored line items make, against ``table``; reads only (a lake replica that does
+    not sync learns the leader's bill this way)."""
+    return _derive(con, table)[2]
+
+
 def derive_bill(
     con: duckdb.DuckDBPyConnection, table: PriceTable, now: datetime
 ) -> tuple[tuple[PriceRow, ...], dict[str, int]]:
     """Replace ``bill_prices`` from ``cost_buckets``; the rows that price calls, and counts by status.
 
     ``table`` is the table in force (its bill rows, if any, are left out and made again). Runs in
-    the writer thread.
+    the writer thread (with a lake, in the lake's).
     """
-    prices = derive(_lines(con))
-    base = table.without_bill()
-    rows = bill_rows(p for p in prices if p.item.model is not None and base.resolve(p.item.model) is None)
+    prices, base, rows = _derive(con, table)
     full = base.with_bill(rows)
     records = [_record(p, base, full, now) for p in prices]
     con.execute("BEGIN TRANSACTION")
     try:
+        # DELETE and INSERT, no keys: the same SQL serves the lake.
         con.execute("DELETE FROM bill_prices")
         if records:
             marks = ", ".join("?" * len(BILL_COLUMNS))

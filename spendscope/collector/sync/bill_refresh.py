@@ -5,6 +5,10 @@ call is priced, and the calls stored as unpriced that it prices are priced. Noth
 replaced), and the writer's late pricer (for batches decoded before the new workers ran);
 :func:`~spendscope.collector.reprice.price_from_bill` prices the stored calls. :func:`refresh` does
 all of it after :func:`~spendscope.collector.sync.bill.derive_bill`.
+
+With a lake the leader syncs, so :func:`refresh` derives into the lake and prices the unpriced calls
+there and in its own file; every replica :func:`follow` s the lake's line items, so the calls it
+receives are priced from the bill too, and its own unshipped unpriced ones once it learns it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from typing import Any
 import duckdb
 
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.lake.replica import LakeUnavailable
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import price_from_bill
-from spendscope.collector.sync.bill import derive_bill
+from spendscope.collector.sync.bill import derive_bill, read_bill
 from spendscope.pricing import PriceRow, money_str
 
-__all__ = ["install", "refresh"]
+__all__ = ["follow", "install", "refresh"]
 
 log = logging.getLogger("spendscope.sync.bill")
 
@@ -53,19 +58,29 @@ def install(ctx: CollectorContext, rows: Sequence[PriceRow]) -> Pricer:
     return pricer
 
 
+def _price_stored(ctx: CollectorContext, pricer: Pricer, write: Write | None) -> dict[str, Any]:
+    """Price the unpriced calls the bill now prices: the local file's, then with a lake the lake's
+    (in that order, so a row shipped in between is priced on one side or the other)."""
+    filled: dict[str, Any] = (write or ctx.store.run_write)(lambda con: price_from_bill(con, pricer))
+    if ctx.lake is not None and write is None:
+        shared = ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, lake=True))
+        filled = {k: filled[k] + shared[k] for k in ("calls_priced", "cost_usd")}
+    return filled
+
+
 def refresh(ctx: CollectorContext, write: Write | None = None) -> dict[str, Any]:
     """Derive the bill's prices again, put them to work, and price the calls stored as unpriced
     that they price. What a sync of the costs answers under ``bill_prices``.
 
-    ``write`` runs a function on the writer's connection: the writer thread's by default; at start,
-    before that thread runs, the connection itself.
+    ``write`` runs a function on the connection that holds the sync's tables: by default the
+    writer thread's (the lake's, with one); at start, before that thread runs, the local connection
+    itself.
     """
-    run = write or ctx.store.run_write
-    rows, counts = run(lambda con: derive_bill(con, ctx.prices, ctx.clock()))
+    rows, counts = (write or ctx.shared.run_write)(lambda con: derive_bill(con, ctx.prices, ctx.clock()))
     pricer = install(ctx, rows)
     filled: dict[str, Any] = {"calls_priced": 0, "cost_usd": Decimal(0)}
     if rows:
-        filled = run(lambda con: price_from_bill(con, pricer))
+        filled = _price_stored(ctx, pricer, write)
     if filled["calls_priced"]:
         log.info(
             "priced %d stored call(s) from the bill (%s USD); price table %s",
@@ -80,3 +95,18 @@ def refresh(ctx: CollectorContext, write: Write | None = None) -> dict[str, Any]
         "calls_priced_usd": money_str(filled["cost_usd"]),
         "price_version": ctx.prices.version,
     }
+
+
+def follow(ctx: CollectorContext) -> None:
+    """With a lake: the bill's prices from the line items the leader's sync stored, put to work on
+    this replica; when they changed, its unpriced calls are priced (the leader's in the lake too)."""
+    try:
+        rows = ctx.store.read(lambda cur: read_bill(cur, ctx.prices))
+    except LakeUnavailable:
+        return  # not reachable yet; the next round reads it
+    before = ctx.prices.version
+    pricer = install(ctx, rows)
+    if rows and ctx.prices.version != before:
+        ctx.store.run_write(lambda con: price_from_bill(con, pricer))
+        if ctx.lake is not None and ctx.is_leader:
+            ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, lake=True))

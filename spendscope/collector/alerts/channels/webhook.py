@@ -16,4 +16,6 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def send(channel: WebhookChannel, payload: dict[str, Any]) -> Outcome:
-    return post_json(channel.url, render(payload), channel.timeout_s, dict(channel.headers))
+    # The event id as a header too, for receivers that deduplicate on headers (idempotency keys).
+    headers = {**dict(channel.headers), "X-Spendscope-Event-Id": str(payload.get("event_id", ""))}
+    return post_json(channel.url, render(payload), channel.timeout_s, headers)
