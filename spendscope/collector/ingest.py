@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from spendscope.collector.normalize import Normalized, Rejected, Row, normalize, rows_from_protobuf
 from spendscope.collector.otlp import SpanData, decode_json, decompress
-from spendscope.collector.pricer import Pricer, PricingResult
+from spendscope.collector.pricer import Pricer, PricingResult, price_unpriced
 from spendscope.collector.redact import redact_attributes
 from spendscope.collector.schema import BATCH_SCHEMA, MAX_TEXT, ROW_FIELDS, ROW_INDEX, insert_sql
 from spendscope.collector.store import Store
@@ -372,6 +372,9 @@ class Writer:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="spendscope-writer", daemon=True)
         self._on_commit = on_commit
+        # Prices learned after the decode side's table was built (derived from the bill): rows a
+        # batch holds as unpriced get them here, just before they are stored. Replaced as a whole.
+        self.late_pricer: Pricer | None = None
         # Days committed to since the last rollup pass: already flagged dirty (no upsert per commit),
         # and still busy, so the rollup job leaves them for its next pass.
         self.marked_days: set[int] = set()
@@ -514,6 +517,9 @@ class Writer:
         table = pa.concat_tables(tables) if tables else None
         if len(tables) > 1 and _has_repeats(table):
             table = _first_copies(table)  # a retry raced its original into the same group
+        late = self.late_pricer
+        if late is not None and table is not None:
+            table = price_unpriced(table, late)
         new_days = days - self.marked_days
         con = self._store.connection
         con.execute("BEGIN TRANSACTION")

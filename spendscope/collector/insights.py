@@ -36,6 +36,7 @@ from spendscope.collector.queries import (
     fetch_dicts,
     filter_conds,
     key_col,
+    known_cost_sql,
     latency_from_hist,
     measure,
     snapshot,
@@ -79,7 +80,6 @@ BREAKDOWN_KEYS: dict[str, str] = {
     "tag": "tag",
 }
 _BUCKETS = frozenset({"hour", "day"})
-_MONEY_COLS = "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
 _TOKEN_COLS = ", ".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}" for t in INSIGHT_TOKENS)
 
 
@@ -108,6 +108,7 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
 _HOUR_SQL = "make_timestamptz(epoch_us(start_time) // 3600000000 * 3600000000)"
 _DAY_SQL = "day::TIMESTAMPTZ"
 _COUNTS = frozenset({"calls", "errors", "rate_limited", "unpriced_calls"})
+_UNPRICED_SQL = "count(*) FILTER (WHERE cost_usd IS NULL)"
 
 
 def _bucket_col(bucket: str) -> Col:
@@ -143,6 +144,8 @@ def _out(*columns: str) -> str:
     def final(c: str) -> str:
         if c in _COUNTS:
             return f"{c}::BIGINT AS {c}"
+        if c == "cost_usd" and "unpriced_calls" in columns:
+            return f"{known_cost_sql()} AS cost_usd"
         return f"coalesce({c}, 0)::HUGEINT AS {c}" if c in INSIGHT_TOKENS else c
 
     return ", ".join(final(c) for c in columns)
@@ -168,7 +171,7 @@ def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = 
         params.update(u.params)
         sources.append(f"({u.sql}) AS {name}")
         select += [
-            f"{name}.cost_usd AS {name}_cost_usd",
+            f"{known_cost_sql(f'{name}.cost_usd', f'{name}.unpriced_calls')} AS {name}_cost_usd",
             *(f"coalesce({name}.{m}, 0)::BIGINT AS {name}_{m}" for m in metrics[1:]),
         ]
     return Query(f"SELECT {', '.join(select)} FROM {', '.join(sources)}", params)
@@ -201,7 +204,8 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
             + "".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}, " for t in INSIGHT_TOKENS)
-            + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
+            + f"{known_cost_sql('sum(cost_usd)', _UNPRICED_SQL)} AS cost_usd, "
+            + f"{_UNPRICED_SQL} AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
         return Query(

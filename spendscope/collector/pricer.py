@@ -17,17 +17,20 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from operator import itemgetter
 from typing import Any
 
-from spendscope.collector.schema import ROW_INDEX, TOKEN_FIELDS
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spendscope.collector.schema import COLUMNS, ROW_INDEX, TOKEN_FIELDS
 from spendscope.pricing import PriceTable, Usage, normalize_tier, price_usage
 
-__all__ = ["PICO", "Pricer", "PricingResult", "pico_to_decimal"]
+__all__ = ["PICO", "Pricer", "PricingResult", "pico_to_decimal", "price_unpriced"]
 
 PICO = Decimal(10) ** 12  # cost is stored with 12 decimals: DECIMAL(38, 12)
 _NS_PER_DAY = 86_400 * 10**9
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# (price_id, pricing_status, cost in picodollars or None)
-PricingResult = tuple[str | None, str, int | None]
+# (price_id, pricing_status, cost in picodollars or None, price_origin): the batch's price fields
+PricingResult = tuple[str | None, str, int | None, str | None]
 
 
 def _to_pico(cost: Decimal) -> int:
@@ -41,6 +44,7 @@ def pico_to_decimal(pico: int) -> Decimal:
 @dataclass(frozen=True, slots=True)
 class _Linear:
     price_id: str | None
+    origin: str | None
     threshold: int | None
     # picodollars per token for uncached input, cached, cache write, output, reasoning share;
     # None where the kind has no price (any use of it makes the call unpriced).
@@ -64,9 +68,9 @@ class Pricer:
 
     def _engine(
         self, model: str, tier: str | None, batch: bool, at: datetime, usage: Usage
-    ) -> tuple[str | None, str, Decimal | None]:
+    ) -> tuple[str | None, str, Decimal | None, str | None]:
         p = price_usage(self.table, model, at, usage, service_tier=tier, batch=batch)
-        return p.price_id, str(p.status), p.cost
+        return p.price_id, str(p.status), p.cost, p.price_origin
 
     def _linear(self, model: str, tier: str | None, batch: bool, day: int) -> _Linear | None:
         key = (model, tier, batch, day)
@@ -87,7 +91,7 @@ class Pricer:
             return None
 
         def unit(**kw: int) -> Decimal | None:
-            _, status, cost = self._engine(model, tier, batch, at, Usage(**kw))  # type: ignore[arg-type]
+            _, status, cost, _ = self._engine(model, tier, batch, at, Usage(**kw))  # type: ignore[arg-type]
             return cost if status == "priced" else None
 
         r_in = unit(input_tokens=1)
@@ -103,17 +107,22 @@ class Pricer:
                 continue
             scaled = r * PICO
             if scaled != scaled.to_integral_value():
-                return _Linear(row.price_id, -1, (None,) * 5)
+                return _Linear(row.price_id, row.price_origin, -1, (None,) * 5)
             picos.append(int(scaled))
-        entry = _Linear(row.price_id, row.long_context_threshold, tuple(picos))  # type: ignore[arg-type]
+        entry = _Linear(
+            row.price_id,
+            row.price_origin,
+            row.long_context_threshold,
+            tuple(picos),  # type: ignore[arg-type]
+        )
         # Check the formula against the engine once; on any disagreement use the engine always.
         sample = (min(1234, row.long_context_threshold or 1234), 200, 30, 567, 100)
         fast = self._fast(entry, sample)
-        _, status, cost = self._engine(
+        _, status, cost, _ = self._engine(
             model, tier, batch, at, Usage(sample[0], sample[1], sample[2], sample[3], sample[4])
         )
         if fast is not None and (status != "priced" or cost is None or fast != _to_pico(cost)):
-            return _Linear(row.price_id, -1, (None,) * 5)
+            return _Linear(row.price_id, row.price_origin, -1, (None,) * 5)
         return entry
 
     @staticmethod
@@ -160,14 +169,14 @@ class Pricer:
         inp, cached, write, out, reasoning, in_audio, out_audio = tokens
         if tokens.count(None) == 7:
             # No usage at all: a failed attempt costs nothing; a success is unknown, not free.
-            return (None, "no_usage", 0) if is_error else (None, "missing_usage", None)
+            return (None, "no_usage", 0, None) if is_error else (None, "missing_usage", None, None)
         inp, cached, write, out, reasoning = inp or 0, cached or 0, write or 0, out or 0, reasoning or 0
         day = start_ns // _NS_PER_DAY
         e = self._linear(model, tier, batch, day)
         if e is None:
             if not any(tokens):  # the engine's "empty usage": nothing billable, whatever the model
-                return None, "free", 0
-            return None, "unpriced", None
+                return None, "free", 0, None
+            return None, "unpriced", None, None
         if (
             not in_audio
             and not out_audio
@@ -177,14 +186,15 @@ class Pricer:
             and (e.threshold is None or inp <= e.threshold)
         ):
             if not (inp or out):
-                return e.price_id, "free", 0
+                return e.price_id, "free", 0, e.origin
             fast = self._fast(e, (inp, cached, write, out, reasoning))
             # None: a used kind has no price, which the engine also answers with "unpriced".
-            return (e.price_id, "priced", fast) if fast is not None else (e.price_id, "unpriced", None)
+            status = "priced" if fast is not None else "unpriced"
+            return e.price_id, status, fast, e.origin
         at = _EPOCH + timedelta(microseconds=start_ns // 1000)
         usage = Usage(inp, cached, write, out, reasoning, in_audio or 0, out_audio or 0)
-        price_id, status, cost = self._engine(model, tier, batch, at, usage)
-        return price_id, status, None if cost is None else _to_pico(cost)
+        price_id, status, cost, origin = self._engine(model, tier, batch, at, usage)
+        return price_id, status, None if cost is None else _to_pico(cost), origin
 
     def price_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[PricingResult]:
         """Price normalized rows (:data:`~spendscope.collector.schema.ROW_FIELDS` order)."""
@@ -192,8 +202,52 @@ class Pricer:
         return [price(r[_M], r[_T], r[_B], start_ns=r[_S], is_error=r[_ERR], tokens=_tokens(r)) for r in rows]
 
 
+def price_unpriced(batch: pa.Table, pricer: Pricer) -> pa.Table:
+    """``batch`` (an ingest batch) with the rows it holds as unpriced priced by ``pricer`` where it
+    can; everything else as it was.
+
+    The decode side prices with the price files' table; prices learned later (from the bill) reach
+    the rows it could not price here, in the writer, so no call is stored unpriced once its price is
+    known. Rows are few: only calls of models no price file knows.
+    """
+    status = batch.column("pricing_status")
+    unpriced = pc.equal(status, "unpriced")
+    if not pc.any(unpriced).as_py():
+        return batch
+    index = pc.indices_nonzero(unpriced)
+    rows = batch.select(list(_INPUTS)).take(index).to_pylist()
+    found: list[tuple[int, PricingResult]] = []
+    for i, r in zip(index.to_pylist(), rows, strict=True):
+        result = pricer.price(
+            r["model"],
+            r["service_tier"],
+            r["batch"],
+            start_ns=r["start_ns"],
+            is_error=r["is_error"],
+            tokens=[r[t] for t in TOKEN_FIELDS],
+        )
+        if result[1] != "unpriced":
+            found.append((i, result))
+    if not found:
+        return batch
+    flags = [False] * batch.num_rows
+    for i, _ in found:
+        flags[i] = True
+    mask = pa.array(flags, pa.bool_())
+    for k, name in enumerate(_PRICE_FIELDS):
+        at = batch.schema.get_field_index(name)
+        field = batch.schema.field(at)
+        values = pa.array([result[k] for _, result in found], field.type)
+        column = pc.replace_with_mask(batch.column(at).combine_chunks(), mask, values)
+        batch = batch.set_column(at, field, column)
+    return batch
+
+
 _M, _T, _B = ROW_INDEX["model"], ROW_INDEX["service_tier"], ROW_INDEX["batch"]
 _S, _ERR = ROW_INDEX["start_ns"], ROW_INDEX["is_error"]
 # The seven counts Pricer.price takes, in its order.
 _tokens = itemgetter(*(ROW_INDEX[t] for t in TOKEN_FIELDS))
 assert len(TOKEN_FIELDS) == 7
+_INPUTS = ("model", "service_tier", "batch", "start_ns", "is_error", *TOKEN_FIELDS)
+# The batch fields a PricingResult fills, in its order.
+_PRICE_FIELDS = tuple(c.batch_field for c in COLUMNS if c.origin == "price")

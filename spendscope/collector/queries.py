@@ -43,6 +43,8 @@ __all__ = [
     "fetch_rows",
     "filter_conds",
     "key_col",
+    "known_cost",
+    "known_cost_sql",
     "latency_from_hist",
     "measure",
     "run_latency",
@@ -68,6 +70,7 @@ GROUP_KEYS: dict[str, str] = {
     "service_tier": "service_tier",
     "error_type": "error_type",
     "status_code": "status_code",
+    "price_origin": "price_origin",
 }
 ROLLUP_KEYS = frozenset(k for k, col in GROUP_KEYS.items() if col in DAILY.keys)
 LATENCY_GROUP_KEYS = frozenset(
@@ -75,6 +78,18 @@ LATENCY_GROUP_KEYS = frozenset(
 )
 
 DIRTY_DAYS_SQL = "SELECT day FROM rollup_state WHERE dirty"
+
+
+def known_cost_sql(cost: str = "cost_usd", unpriced: str = "unpriced_calls") -> str:
+    """A group's cost as answered: NULL when what is priced costs 0 (failed attempts, say) while
+    other calls are unpriced, so an unknown is never read as a definite $0 (see :func:`known_cost`)."""
+    return f"CASE WHEN coalesce({unpriced}, 0) > 0 AND {cost} = 0 THEN NULL ELSE {cost} END"
+
+
+def known_cost(cost: Decimal | None, unpriced: int) -> Decimal | None:
+    """:func:`known_cost_sql` for a total computed in Python. A cost with unpriced calls beside it
+    is what the priced calls cost, a lower bound: ``unpriced_calls`` says how many are missing."""
+    return None if unpriced and cost == 0 else cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +267,8 @@ def build_spend(
     def final(m: str) -> str:
         if m in counts:
             return f"coalesce({m}, 0)::BIGINT AS {m}"
+        if m == "cost_usd":
+            return f"{known_cost_sql()} AS cost_usd"
         return f"{m}::HUGEINT AS {m}" if m in TOKEN_FIELDS else m
 
     metrics = ", ".join(final(m) for m in DAILY.measures)
@@ -471,7 +488,8 @@ def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]
 
 
 def spend_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Shape spend rows for the API and compute totals (cost stays null when nothing is priced)."""
+    """Shape spend rows for the API and compute totals (cost stays null when nothing is priced, or
+    when what is priced costs 0 beside unpriced calls)."""
     totals: dict[str, Any] = {"calls": 0, "errors": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
     cost: Decimal | None = None
     unpriced = 0
@@ -485,7 +503,7 @@ def spend_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[s
             cost = (cost or Decimal(0)) + Decimal(r["cost_usd"])
         unpriced += r["unpriced_calls"] or 0
         r.pop("priced_calls", None)
-    totals["cost_usd"] = money_str(cost)
+    totals["cost_usd"] = money_str(known_cost(cost, unpriced))
     totals["unpriced_calls"] = unpriced
     return rows, totals
 

@@ -134,7 +134,7 @@ class TracesEndpoint:
                         prepare_batch, body, encoding, is_json, self.max_body, pricer
                     )
                 else:
-                    fut = pool.executor.submit(prepare, body, encoding, is_json, self.max_body)
+                    fut = pool.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
                 del body
         except TooLargeError as exc:

@@ -1,7 +1,9 @@
 """Re-pricing stored calls with the current price table: explicit, logged, recorded.
 
 Runs one UTC day at a time, each day as its own task in the writer thread, so ingest keeps flowing
-between days. Changed days are marked dirty so the rollup job recomputes them.
+between days. Changed days are marked dirty so the rollup job recomputes them. Pricing the calls
+stored as unpriced once the bill gives their price (:func:`price_from_bill`) changes nothing priced
+and needs no command.
 """
 
 from __future__ import annotations
@@ -20,16 +22,16 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.pricing import PriceTable, money_str
 
-__all__ = ["record_price_version", "reprice", "reprice_day"]
+__all__ = ["price_from_bill", "record_price_version", "reprice", "reprice_day"]
 
 log = logging.getLogger("spendscope.collector.reprice")
 
-_SELECT = (
+_COLUMNS = (
     "SELECT trace_id, span_id, epoch_ns(start_time), model, service_tier, batch, is_error, "
     "input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens, "
-    "input_audio_tokens, output_audio_tokens, price_id, pricing_status, cost_usd "
-    "FROM calls WHERE day = $day AND start_time >= $since"
+    "input_audio_tokens, output_audio_tokens, price_id, pricing_status, cost_usd, price_origin, day"
 )
+_SELECT = _COLUMNS + " FROM calls WHERE day = $day AND start_time >= $since"
 _UPDATE_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()),
@@ -37,6 +39,7 @@ _UPDATE_SCHEMA = pa.schema(
         ("price_id", pa.string()),
         ("pricing_status", pa.string()),
         ("cost_pico", pa.int64()),
+        ("price_origin", pa.string()),
     ]
 )
 _SAMPLE = 20
@@ -73,13 +76,15 @@ def reprice_day(
     before = after = Decimal(0)
     samples: list[dict[str, Any]] = []
     for r in rows:
-        price_id, status, pico = pricer.price(r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14])
+        price_id, status, pico, origin = pricer.price(
+            r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14]
+        )
         old = r[16]
         new = None if pico is None else pico_to_decimal(pico)
         before += old or 0
         after += new or 0
-        if (price_id, status, new) != (r[14], r[15], old):
-            changed.append((r[0], r[1], price_id, status, pico))
+        if (price_id, status, new, origin) != (r[14], r[15], old, r[17]):
+            changed.append((r[0], r[1], price_id, status, pico, origin))
             if len(samples) < _SAMPLE:
                 samples.append(
                     {
@@ -93,24 +98,7 @@ def reprice_day(
                     }
                 )
     if changed:
-        upd = pa.Table.from_arrays([pa.array(c) for c in zip(*changed, strict=True)], schema=_UPDATE_SCHEMA)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("reprice_in", upd)
-            con.execute(
-                "UPDATE calls SET price_id = u.price_id, pricing_status = u.pricing_status, "
-                "cost_usd = CAST(u.cost_pico AS DECIMAL(38, 0)) * 0.000000000001 FROM reprice_in u "
-                "WHERE calls.day = $day AND calls.trace_id = u.trace_id AND calls.span_id = u.span_id",
-                {"day": day},
-            )
-            for sql in mark:
-                con.execute(sql, {"day": day})
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("reprice_in")
+        _write_changes(con, changed, [day], mark)
     return {
         "examined": len(rows),
         "changed": len(changed),
@@ -118,6 +106,74 @@ def reprice_day(
         "after": after,
         "samples": samples,
     }
+
+
+def _write_changes(
+    con: duckdb.DuckDBPyConnection,
+    changed: list[tuple[Any, ...]],
+    days: list[Any],
+    mark: tuple[str, ...],
+    only_unpriced: bool = False,
+) -> None:
+    """Store new prices (``_UPDATE_SCHEMA`` rows) of calls on ``days`` and mark the days for the
+    rollup job, in one transaction; ``only_unpriced`` leaves any call priced meanwhile alone."""
+    upd = pa.Table.from_arrays([pa.array(c) for c in zip(*changed, strict=True)], schema=_UPDATE_SCHEMA)
+    guard = " AND calls.pricing_status = 'unpriced'" if only_unpriced else ""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("reprice_in", upd)
+        con.execute(
+            "UPDATE calls SET price_id = u.price_id, pricing_status = u.pricing_status, "
+            "price_origin = u.price_origin, "
+            "cost_usd = CAST(u.cost_pico AS DECIMAL(38, 0)) * 0.000000000001 FROM reprice_in u "
+            # The range lets zone maps skip other days' row groups; the list keeps only these days.
+            "WHERE calls.day >= $lo AND calls.day <= $hi AND list_contains($days::DATE[], calls.day) "
+            f"AND calls.trace_id = u.trace_id AND calls.span_id = u.span_id{guard}",
+            {"days": days, "lo": min(days), "hi": max(days)},
+        )
+        for day in days:
+            for sql in mark:
+                con.execute(sql, {"day": day})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("reprice_in")
+
+
+def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, lake: bool = False) -> dict[str, Any]:
+    """Price the calls stored as unpriced whose model only the bill prices, now that it does.
+
+    Only unpriced calls change: a price learned from the bill fills a gap and replaces nothing, so
+    it needs no reprice command. Runs in the writer thread, so a batch committed after it was priced
+    with the same prices (see :func:`~spendscope.collector.pricer.price_unpriced`).
+    """
+    models = [
+        r[0]
+        for r in con.execute("SELECT DISTINCT model FROM calls WHERE pricing_status = 'unpriced'").fetchall()
+    ]
+    models = [m for m in models if pricer.table.priced_by_bill(m)]
+    if not models:
+        return {"calls_priced": 0, "cost_usd": Decimal(0)}
+    rows = con.execute(
+        _COLUMNS + " FROM calls WHERE pricing_status = 'unpriced' AND list_contains($models, model)",
+        {"models": models},
+    ).fetchall()
+    changed: list[tuple[Any, ...]] = []
+    days: set[Any] = set()
+    cost = Decimal(0)
+    for r in rows:
+        price_id, status, pico, origin = pricer.price(
+            r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14]
+        )
+        if status != "unpriced":
+            changed.append((r[0], r[1], price_id, status, pico, origin))
+            days.add(r[18])
+            cost += 0 if pico is None else pico_to_decimal(pico)
+    if changed:
+        _write_changes(con, changed, sorted(days), _MARK_LAKE if lake else _MARK_LOCAL, only_unpriced=True)
+    return {"calls_priced": len(changed), "cost_usd": cost}
 
 
 def _reprice_day_task(
@@ -172,6 +228,8 @@ def reprice(ctx: CollectorContext, since: datetime) -> dict[str, Any]:
     now = ctx.clock()
 
     def record(con: duckdb.DuckDBPyConnection) -> None:
+        # The version a run used is on record with its rows (prices from the bill change it).
+        record_price_version(con, pricer.table, now)
         con.execute(
             "INSERT INTO reprice_runs VALUES ($now, $since, $v, $n, $c, $b, $a)",
             {

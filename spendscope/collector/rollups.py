@@ -67,10 +67,11 @@ def _sums(*cols: str) -> dict[str, Measure]:
 # The token sums the insights rollup keeps (the dashboard shows no cache writes or audio).
 INSIGHT_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
-# /api/v1/spend (migration 003). user_id is left out: its cardinality would make it as large as calls.
+# /api/v1/spend (migrations 003, 030). user_id is left out: its cardinality would make it as large as
+# calls. A model's calls almost always share one price origin, so that key adds few rows.
 DAILY = Rollup(
     "rollup_daily",
-    ("day", "service", "provider", "api", "model", "request_model", "project", "feature"),
+    ("day", "service", "provider", "api", "model", "request_model", "project", "feature", "price_origin"),
     {
         "calls": Measure("count(*)", "sum"),
         "errors": Measure("count(*) FILTER (WHERE is_error)", "sum"),

@@ -257,6 +257,15 @@ COLUMNS: tuple[Column, ...] = (
         money=True,
     ),
     Column("ingested_at", "TIMESTAMPTZ", origin="insert", expr="current_timestamp", not_null=True),
+    # Added by migration 030, hence after ingested_at (a column is appended to the table).
+    Column(
+        "price_origin",
+        "VARCHAR",
+        "where the price row came from: reviewed | override | extra:<file> | bill",
+        origin="price",
+        arrow=_S,
+        dimension=True,
+    ),
 )
 
 _SPAN_COLUMNS = tuple(c for c in COLUMNS if c.origin == "span")

@@ -15,8 +15,10 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -28,6 +30,7 @@ from spendscope.pricing.build import PriceSources, build_price_table
 __all__ = ["DecodePool", "Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
 _pricer: Pricer | None = None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +97,36 @@ def make_pool(workers: int, sources: PriceSources) -> ProcessPoolExecutor:
 
 
 class DecodePool:
-    """The decode processes; :meth:`restart` replaces them after one died (the pool is then broken)."""
+    """The decode processes; :meth:`restart` replaces them after one died (the pool is then broken),
+    :meth:`reprice` when the prices changed (new workers price with the new table)."""
 
     def __init__(self, workers: int, sources: PriceSources) -> None:
         self._workers = workers
         self._sources = sources
+        self._replacing = threading.Lock()  # one replacement at a time: none is left running
         self.executor = make_pool(workers, sources)
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """``fn(*args)`` in a worker; a pool replaced meanwhile hands over to its successor."""
+        while True:
+            executor = self.executor
+            try:
+                return executor.submit(fn, *args)
+            except RuntimeError:  # shut down after being replaced, between the read and the submit
+                if executor is self.executor:
+                    raise
+
     def restart(self) -> None:
-        old, self.executor = self.executor, make_pool(self._workers, self._sources)
+        with self._replacing:
+            old, self.executor = self.executor, make_pool(self._workers, self._sources)
         old.shutdown(wait=False, cancel_futures=True)
+
+    def reprice(self, sources: PriceSources) -> None:
+        """New workers with ``sources``; the old ones finish what they were given, then exit."""
+        with self._replacing:
+            self._sources = sources
+            old, self.executor = self.executor, make_pool(self._workers, sources)
+        old.shutdown(wait=False, cancel_futures=False)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

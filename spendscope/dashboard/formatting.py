@@ -14,6 +14,7 @@ __all__ = [
     "format_money",
     "format_percent",
     "format_seconds",
+    "format_spend",
     "parse_money",
     "project_month",
     "sum_money",
@@ -45,6 +46,12 @@ def format_money(value: str | int | Decimal | None, *, unpriced: str = "unpriced
     d = abs(d)
     q = _MILLI_CENT if Decimal(0) < d < _CENT else _CENT
     return f"{sign}${d.quantize(q, rounding=ROUND_HALF_EVEN):,}"
+
+
+def format_spend(value: str | int | Decimal | None, unpriced_calls: int | None) -> str:
+    """A spend total: ``$0.00`` only when nothing was spent; with unpriced calls and nothing known
+    to cost anything it is ``unpriced``, never a definite $0 (the page flags the unpriced calls)."""
+    return format_money(value, unpriced="unpriced" if unpriced_calls else "$0.00")
 
 
 def sum_money(values: Iterable[str | int | Decimal | None]) -> Decimal | None:

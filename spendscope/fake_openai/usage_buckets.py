@@ -266,8 +266,11 @@ _MTOK = Decimal(1_000_000)
 def cost_lines(row: LedgerRow, prices: Mapping[str, FakePrice]) -> list[tuple[str, Decimal, Decimal, str]]:
     """The bill for one ledger row: ``(line_item, amount_usd, quantity, quantity_unit)`` entries.
 
-    Batch requests pay half, as OpenAI bills the Batch API. A model the price dict does not know falls
-    back to its ``"*"`` entry, and to nothing if there is none (the fake then bills it zero).
+    Line items read ``<model>, <kind>``; batch requests pay half, as OpenAI bills the Batch API, on
+    their own line items (``<model>, <kind>, batch``). A model the price dict does not know falls
+    back to its ``"*"`` entry, and to nothing if there is none (the fake then bills it zero). Tools
+    and storage are seeded by tests as ``extra`` (``cost_usd``, ``line_item``, and optionally
+    ``quantity`` and ``quantity_unit``).
     """
     price = prices.get(row.model) or prices.get("*")
     if price is None:
@@ -294,10 +297,14 @@ def cost_lines(row: LedgerRow, prices: Mapping[str, FakePrice]) -> list[tuple[st
         if rate is None:
             continue
         per = _MTOK if unit in ("tokens", "characters") else Decimal(1)
-        lines.append((f"{row.model}, {label}", rate * qty / per * factor, Decimal(qty), unit))
+        item = f"{row.model}, {label}, batch" if row.batch else f"{row.model}, {label}"
+        lines.append((item, rate * qty / per * factor, Decimal(qty), unit))
     extra = row.extra.get("cost_usd")  # tools and storage: tests seed their bill directly
     if isinstance(extra, str):
-        lines.append((str(row.extra.get("line_item", row.endpoint)), Decimal(extra), Decimal(1), "units"))
+        item = str(row.extra.get("line_item", row.endpoint))
+        qty_text = row.extra.get("quantity", "1")
+        unit = str(row.extra.get("quantity_unit", "units"))
+        lines.append((item, Decimal(extra), Decimal(str(qty_text)), unit))
     return lines
 
 

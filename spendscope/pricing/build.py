@@ -1,4 +1,4 @@
-"""The one way a price table is built from configuration: bundled rows, overrides, extra tables.
+"""The one way a price table is built: bundled rows, overrides, extra tables, prices from the bill.
 
 The collector (at start and in each decode worker), ``spendscope pricing list`` and the reprice path
 all build their table with :func:`build_price_table`, from one :class:`PriceSources` that is read
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spendscope.pricing.loading import PriceDataError
+from spendscope.pricing.model import PriceRow
 from spendscope.pricing.table import PriceTable
 
 __all__ = [
@@ -42,6 +43,7 @@ class PriceSources:
 
     overrides: tuple[Mapping[str, Any], ...] = ()
     extra_tables: tuple[tuple[str, bytes], ...] = ()  # (label, file content), in config order
+    bill: tuple[PriceRow, ...] = ()  # rows derived from the bill (the collector's sync sets them)
 
     @classmethod
     def load(
@@ -66,7 +68,8 @@ class PriceSources:
 
 
 def build_price_table(sources: PriceSources | None = None) -> PriceTable:
-    """The bundled table with the overrides on top and the extra tables below, all validated."""
+    """The bundled table with the overrides on top, the extra tables below and the bill's rows last,
+    all validated."""
     table = PriceTable.default()
     if sources is None:
         return table
@@ -74,7 +77,7 @@ def build_price_table(sources: PriceSources | None = None) -> PriceTable:
         table = table.with_overrides(sources.overrides)
     for label, raw in sources.extra_tables:
         table = table.with_extra_table(label, raw)
-    return table
+    return table.with_bill(sources.bill) if sources.bill else table
 
 
 def check_extra_tables(value: object) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ The same function prices spans at ingest and Usage-API buckets for reconciliatio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -12,10 +13,36 @@ from decimal import Decimal, localcontext
 from spendscope.pricing.model import Priced, PriceRow, Usage
 from spendscope.pricing.table import PriceTable, is_known_tier, normalize_tier, utc_day
 
-__all__ = ["TokenParts", "price_usage", "split_usage"]
+__all__ = ["KIND_RATES", "TokenParts", "kind_rate", "price_usage", "split_usage"]
 
 _MILLION = Decimal(1_000_000)
 _SIXTY = Decimal(60)
+
+# The price fields each kind of usage bills at (the keys of ``Priced.breakdown``), the first present
+# wins. Cached input and cache writes without their own rate bill at the input rate: that is how
+# OpenAI bills models without a caching discount. Audio and image tokens never fall back to text
+# rates: that would under-bill them ~10x. ``characters`` is per million, ``seconds`` per minute.
+KIND_RATES: Mapping[str, tuple[str, ...]] = {
+    "input": ("input_per_mtok",),
+    "cached_input": ("cached_input_per_mtok", "input_per_mtok"),
+    "cache_write": ("cache_write_per_mtok", "input_per_mtok"),
+    "output": ("output_per_mtok",),
+    "audio_input": ("input_audio_per_mtok",),
+    "cached_audio_input": ("cached_input_audio_per_mtok", "input_audio_per_mtok"),
+    "audio_output": ("output_audio_per_mtok",),
+    "image_input": ("input_image_per_mtok",),
+    "cached_image_input": ("cached_input_image_per_mtok", "input_image_per_mtok"),
+    "image_output": ("output_image_per_mtok",),
+    "characters": ("per_1m_characters",),
+    "seconds": ("per_minute",),
+}
+# Over the long-context threshold every text token of the call is billed at the long rates.
+_LONG_RATES: Mapping[str, tuple[str, ...]] = {
+    "input": ("long_context_input_per_mtok",),
+    "cached_input": ("long_context_cached_input_per_mtok", "long_context_input_per_mtok"),
+    "cache_write": ("long_context_cache_write_per_mtok", "long_context_input_per_mtok"),
+    "output": ("long_context_output_per_mtok",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +113,25 @@ class _Unpriced(Exception):
     """A token kind was used that the row has no price for."""
 
 
-def _rate(row: PriceRow, *names: str) -> Decimal:
-    """The first price present among ``names`` (the later ones are documented fallbacks)."""
-    for name in names:
+def kind_rate(row: PriceRow, kind: str, long_context: bool = False) -> Decimal | None:
+    """The rate ``row`` bills one unit of ``kind`` at (a :data:`KIND_RATES` key), or None.
+
+    An exact row (derived from the bill) has no fallbacks: only its own price for the kind.
+    """
+    names = (_LONG_RATES if long_context else KIND_RATES).get(kind) or KIND_RATES[kind]
+    for name in names[:1] if row.exact else names:
         value = row.money(name)
         if value is not None:
             return value
-    raise _Unpriced(names[0])
+    return None
+
+
+def _rate(row: PriceRow, kind: str, long_context: bool = False) -> Decimal:
+    rate = kind_rate(row, kind, long_context)
+    if rate is None:
+        names = (_LONG_RATES if long_context else KIND_RATES).get(kind) or KIND_RATES[kind]
+        raise _Unpriced(names[0])
+    return rate
 
 
 def price_usage(
@@ -121,6 +160,7 @@ def price_usage(
             cost=Decimal(0),
             status="free",
             price_id=row.price_id if row else None,
+            price_origin=row.price_origin if row else None,
             matched_model=matched,
             tier=tier,
             breakdown={},
@@ -151,6 +191,7 @@ def price_usage(
             cost=None,
             status="unpriced",
             price_id=row.price_id,
+            price_origin=row.price_origin,
             matched_model=matched,
             tier=tier,
             long_context=long_context,
@@ -160,6 +201,7 @@ def price_usage(
         cost=cost,
         status="priced",
         price_id=row.price_id,
+        price_origin=row.price_origin,
         matched_model=matched,
         tier=tier,
         long_context=long_context,
@@ -173,46 +215,34 @@ def _breakdown(
     row: PriceRow, p: TokenParts, usage: Usage, long_context: bool, image: tuple[str | None, str | None]
 ) -> tuple[dict[str, Decimal], Decimal]:
     # Over the long-context threshold every text token of the call is billed at the long rates (a
-    # cliff, as OpenAI bills it). Cached input and cache writes fall back to the input rate when no
-    # own rate is published: that is how OpenAI bills models without a caching discount.
-    if long_context:
-        text_in = ("long_context_input_per_mtok",)
-        cached_in = ("long_context_cached_input_per_mtok", "long_context_input_per_mtok")
-        write_in = ("long_context_cache_write_per_mtok", "long_context_input_per_mtok")
-        text_out = ("long_context_output_per_mtok",)
-    else:
-        text_in = ("input_per_mtok",)
-        cached_in = ("cached_input_per_mtok", "input_per_mtok")
-        write_in = ("cache_write_per_mtok", "input_per_mtok")
-        text_out = ("output_per_mtok",)
-    token_kinds: list[tuple[str, int, tuple[str, ...]]] = [
-        ("input", p.text_input, text_in),
-        ("cached_input", p.cached_text_input, cached_in),
-        ("cache_write", p.cache_write, write_in),
-        ("output", p.text_output, text_out),
-        # Audio and image tokens never fall back to text rates: that would under-bill them ~10x.
-        ("audio_input", p.audio_input, ("input_audio_per_mtok",)),
-        ("cached_audio_input", p.cached_audio_input, ("cached_input_audio_per_mtok", "input_audio_per_mtok")),
-        ("audio_output", p.audio_output, ("output_audio_per_mtok",)),
-        ("image_input", p.image_input, ("input_image_per_mtok",)),
-        ("cached_image_input", p.cached_image_input, ("cached_input_image_per_mtok", "input_image_per_mtok")),
-        ("image_output", p.image_output, ("output_image_per_mtok",)),
+    # cliff, as OpenAI bills it); audio and image tokens keep their own rates.
+    token_kinds: list[tuple[str, int]] = [
+        ("input", p.text_input),
+        ("cached_input", p.cached_text_input),
+        ("cache_write", p.cache_write),
+        ("output", p.text_output),
+        ("audio_input", p.audio_input),
+        ("cached_audio_input", p.cached_audio_input),
+        ("audio_output", p.audio_output),
+        ("image_input", p.image_input),
+        ("cached_image_input", p.cached_image_input),
+        ("image_output", p.image_output),
     ]
     out: dict[str, Decimal] = {}
     reasoning_cost = Decimal(0)
-    for key, count, names in token_kinds:
+    for key, count in token_kinds:
         if count:
-            rate = _rate(row, *names)
+            rate = _rate(row, key, long_context)
             out[key] = count * rate / _MILLION
             if key == "output":
                 reasoning_cost = p.reasoning * rate / _MILLION
     if usage.images:
         out["images"] = usage.images * _image_price(row, *image)
     if usage.characters:
-        out["characters"] = usage.characters * _rate(row, "per_1m_characters") / _MILLION
+        out["characters"] = usage.characters * _rate(row, "characters") / _MILLION
     if usage.seconds:
         seconds = usage.seconds if isinstance(usage.seconds, Decimal) else Decimal(str(usage.seconds))
-        out["seconds"] = seconds * _rate(row, "per_minute") / _SIXTY
+        out["seconds"] = seconds * _rate(row, "seconds") / _SIXTY
     return out, reasoning_cost
 
 

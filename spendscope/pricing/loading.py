@@ -193,6 +193,7 @@ def _parse_row(item: Mapping[str, Any], *, where: str, origin: str) -> PriceRow:
         long_context_threshold=threshold,
         per_image=per_image,
         default_image=default_image,
+        exact=False,  # a price file's missing cached rate means "billed like input" (see the engine)
         **money,
     )
 

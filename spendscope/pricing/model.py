@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Literal
 
 __all__ = [
+    "BILL_ORIGIN",
     "MONEY_FIELDS",
     "TIERS",
     "ImagePrice",
@@ -18,6 +19,7 @@ __all__ = [
     "Tier",
     "Usage",
     "money_str",
+    "origin_name",
 ]
 
 Tier = Literal["default", "flex", "priority", "batch"]
@@ -43,6 +45,16 @@ MONEY_FIELDS: tuple[str, ...] = (
     "per_1m_characters",
     "per_minute",
 )
+
+
+# The origin of rows derived from the bill (the Costs API's line items).
+BILL_ORIGIN = "bill"
+
+
+def origin_name(origin: str) -> str:
+    """The price origin a call records: ``reviewed`` (the bundled table), ``override``,
+    ``extra:<file>`` or ``bill``. Rows keep ``openai`` in their ``price_id``, which stays stable."""
+    return "reviewed" if origin == "openai" else origin
 
 
 # Usage fields that describe rather than count.
@@ -126,7 +138,7 @@ class PriceRow:
     valid_from: date
     source: str
     checked: date
-    origin: str = "openai"  # "openai" for the bundled file, "override" for the user's config
+    origin: str = "openai"  # "openai" (bundled), "override", "extra:<file>" or "bill"
     note: str | None = None
     input_per_mtok: Decimal | None = None
     cached_input_per_mtok: Decimal | None = None
@@ -147,11 +159,20 @@ class PriceRow:
     per_minute: Decimal | None = None
     per_image: tuple[ImagePrice, ...] = ()
     default_image: str | None = None  # "quality:size" used when the call did not say
+    # Only the prices given apply: a used token kind without its own price leaves the call unpriced
+    # (no fallback of cached input or cache writes to the input rate). Rows derived from the bill
+    # are exact: a kind the bill did not show is unknown, not "billed like input".
+    exact: bool = False
 
     @property
     def price_id(self) -> str:
         """Stable id kept on every priced call so history can be reproduced."""
         return f"{self.origin}:{self.model}:{self.valid_from.isoformat()}:{self.tier}"
+
+    @property
+    def price_origin(self) -> str:
+        """Where the row came from, as calls record it (see :func:`origin_name`)."""
+        return origin_name(self.origin)
 
     def money(self, name: str) -> Decimal | None:
         value = getattr(self, name)
@@ -166,6 +187,7 @@ class Priced:
     cost: Decimal | None
     status: PricingStatus
     price_id: str | None = None
+    price_origin: str | None = None  # reviewed, override, extra:<file> or bill
     matched_model: str | None = None
     tier: Tier | None = None
     long_context: bool = False

@@ -13,7 +13,7 @@ from typing import Any
 
 from spendscope.pricing.loading import PriceData, PriceDataError, load_bundled, parse_data, parse_overrides
 from spendscope.pricing.matching import match_model, normalize_model
-from spendscope.pricing.model import MONEY_FIELDS, PriceRow, Tier, money_str
+from spendscope.pricing.model import BILL_ORIGIN, MONEY_FIELDS, PriceRow, Tier, money_str
 
 __all__ = ["ExtraTable", "PriceTable", "Shadowed", "is_known_tier", "normalize_tier", "utc_day"]
 
@@ -98,9 +98,14 @@ class Shadowed:
 
 
 class _Origin:
-    """The rows and aliases of one origin group, layered: within it the first layer in force wins."""
+    """The rows and aliases of one origin group, layered: within it the first layer in force wins.
 
-    def __init__(self, layers: tuple[PriceData, ...]) -> None:
+    ``backward``: before a model's first row, that row applies (prices derived from the bill reach
+    back to the calls made before the first billed day of their model).
+    """
+
+    def __init__(self, layers: tuple[PriceData, ...], backward: bool = False) -> None:
+        self.backward = backward
         self.layers = tuple(_index(data.rows) for data in layers)
         self.models = frozenset(model for layer in self.layers for model, _ in layer)
         aliases: dict[str, str] = {}
@@ -111,9 +116,12 @@ class _Origin:
     def row_in_force(self, model: str, tier: Tier, day: date) -> PriceRow | None:
         for layer in self.layers:
             best: PriceRow | None = None
-            for row in layer.get((model, tier), ()):
+            versions = layer.get((model, tier), ())
+            for row in versions:
                 if row.valid_from <= day:
                     best = row  # rows are sorted by valid_from
+            if best is None and self.backward and versions:
+                best = versions[0]
             if best is not None:
                 return best
         return None
@@ -130,10 +138,10 @@ class PriceTable:
 
     Rows come from origins in a fixed order (ARCHITECTURE.md section 9): first the reviewed table
     with the user's overrides (an override in force wins over the bundled row of its model and
-    tier), then each extra table in the order the config lists them. A model belongs to the first
-    origin that knows it: a name the reviewed table resolves is priced by the reviewed table or
-    not at all, so a row of a later origin never replaces a reviewed row; it is kept as
-    :class:`Shadowed` and reported. A later origin (prices derived from the bill) is one more group.
+    tier), then each extra table in the order the config lists them, then the prices derived from
+    the bill. A model belongs to the first origin that knows it: a name the reviewed table resolves
+    is priced by the reviewed table or not at all, so a row of a later origin never replaces a
+    reviewed row; it is kept as :class:`Shadowed` and reported.
     """
 
     def __init__(
@@ -142,14 +150,17 @@ class PriceTable:
         bundled_digest: str,
         overrides: PriceData | None = None,
         extras: tuple[ExtraTable, ...] = (),
+        bill: tuple[PriceRow, ...] = (),
     ) -> None:
         self._bundled = bundled
         self._bundled_digest = bundled_digest
         self._overrides = overrides or PriceData(rows=(), aliases=())
         self._extras = extras
+        self._bill = bill
         self._groups: tuple[_Origin, ...] = (
             _Origin((self._overrides, bundled)),
             *(_Origin((extra.data,)) for extra in extras),
+            *((_Origin((PriceData(rows=bill, aliases=()),), backward=True),) if bill else ()),
         )
         known: list[frozenset[str]] = []
         acc: frozenset[str] = frozenset()
@@ -158,7 +169,7 @@ class PriceTable:
             known.append(acc)
         self._known = tuple(known)  # models of each origin and of all origins before it
         self._models = acc
-        self._version = _digest(bundled_digest, self._overrides, extras)
+        self._version = _digest(bundled_digest, self._overrides, extras, bill)
         self._shadowed = self._find_shadowed()
 
     @classmethod
@@ -175,7 +186,7 @@ class PriceTable:
         )
         # Re-validate the union so two configs cannot silently define the same version twice.
         parse_overrides(_row_dicts(merged))
-        return PriceTable(self._bundled, self._bundled_digest, merged, self._extras)
+        return PriceTable(self._bundled, self._bundled_digest, merged, self._extras, self._bill)
 
     def with_extra_table(self, label: str, raw: bytes) -> PriceTable:
         """A new table with one more extra price file, validated like the bundled one."""
@@ -183,7 +194,28 @@ class PriceTable:
             raise PriceDataError(f"{label}: extra price table listed twice")
         data = parse_data(raw, where=label, origin=f"extra:{label}")
         extra = ExtraTable(label=label, data=data, digest=hashlib.sha256(raw).hexdigest())
-        return PriceTable(self._bundled, self._bundled_digest, self._overrides, (*self._extras, extra))
+        return PriceTable(
+            self._bundled, self._bundled_digest, self._overrides, (*self._extras, extra), self._bill
+        )
+
+    def with_bill(self, rows: Iterable[PriceRow]) -> PriceTable:
+        """A new table whose last origin is ``rows``, prices derived from the bill (replacing any).
+
+        Each row must have origin ``bill``, and at most one row per model, tier and day; a row of a
+        model an earlier origin knows is kept as :class:`Shadowed`, never applied.
+        """
+        bill = tuple(rows)
+        seen: set[tuple[str, str, date]] = set()
+        for row in bill:
+            key = (row.model, row.tier, row.valid_from)
+            if row.origin != BILL_ORIGIN or key in seen:
+                raise PriceDataError(f"{row.price_id}: not a bill row, or a second one for its day")
+            seen.add(key)
+        return PriceTable(self._bundled, self._bundled_digest, self._overrides, self._extras, bill)
+
+    def without_bill(self) -> PriceTable:
+        """The table of the price files and the overrides alone."""
+        return self.with_bill(()) if self._bill else self
 
     @property
     def version(self) -> str:
@@ -203,6 +235,11 @@ class PriceTable:
 
     def models(self) -> list[str]:
         return sorted(self._models)
+
+    def priced_by_bill(self, model: str) -> bool:
+        """Whether ``model`` resolves to a row derived from the bill (no earlier origin knows it)."""
+        matched = self.resolve(model)
+        return bool(self._bill) and matched is not None and matched not in self._known[-2]
 
     def reviewed_models(self) -> list[str]:
         """The models of the reviewed table and the overrides (not those of extra tables)."""
@@ -360,9 +397,14 @@ def _row_dicts(data: PriceData) -> list[dict[str, Any]]:
     return out
 
 
-def _digest(bundled_digest: str, overrides: PriceData, extras: tuple[ExtraTable, ...]) -> str:
+def _digest(
+    bundled_digest: str, overrides: PriceData, extras: tuple[ExtraTable, ...], bill: tuple[PriceRow, ...]
+) -> str:
     h = hashlib.sha256(bundled_digest.encode())
     h.update(json.dumps(_row_dicts(overrides), sort_keys=True, default=str).encode())
     for extra in extras:  # order matters: the first extra table that knows a model prices it
         h.update(f"\0{extra.label}\0{extra.digest}".encode())
+    if bill:
+        rows = [_row_json(r, None) for r in sorted(bill, key=lambda r: r.price_id)]
+        h.update(b"\0bill\0" + json.dumps(rows, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]

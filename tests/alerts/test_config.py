@@ -94,6 +94,11 @@ max_age = "3h"
 [[alerts.rules]]
 name = "unpriced"
 kind = "unpriced_models"
+
+[[alerts.rules]]
+name = "drift"
+kind = "price_drift"
+group_by = ["model"]
 """
 
 ENV = {"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack", "PD_KEY": "rk", "SMTP_PASSWORD": "pw"}
@@ -113,7 +118,10 @@ def test_full_config_parses_with_defaults_and_env_secrets() -> None:
         "capture_rate",
         "sync_failure",
         "unpriced_models",
+        "price_drift",
     ]
+    drift = cfg.rule("drift")
+    assert drift is not None and drift.params == {"threshold_pct": 2.0, "days": 7}
     budget = cfg.rule("monthly-budget")
     assert budget is not None
     assert budget.params["amount_usd"] == Decimal("1000.00")
@@ -167,6 +175,16 @@ BAD = [
         '[[alerts.rules]]\nname = "x"\nkind = "unpriced_models"',
         "alerts.rules",
         "unique",
+    ),
+    (
+        '[[alerts.rules]]\nname = "x"\nkind = "price_drift"\nscope = {project = "web"}',
+        "alerts.rules[0] (x).scope",
+        "price_drift can only be scoped or grouped by model",
+    ),
+    (
+        '[[alerts.rules]]\nname = "x"\nkind = "capture_rate"\ngroup_by = ["model"]',
+        "alerts.rules[0] (x).scope",
+        "capture_rate can only be scoped or grouped by project",
     ),
     ('[alerts.channels.s]\ntype = "slack"', "alerts.channels.s.url", "is required"),
     ('[alerts.channels.s]\ntype = "slack"\nurl = "ftp://x"', "alerts.channels.s.url", "http(s) URL"),

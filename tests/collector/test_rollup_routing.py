@@ -188,7 +188,10 @@ def test_the_old_calls_queries_agree(con: duckdb.DuckDBPyConnection) -> None:
         "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
         "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
         "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
-        "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens, sum(cost_usd) AS cost_usd, "
+        "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens, "
+        # Since issue 18 a group whose priced calls cost 0 beside unpriced ones has no definite cost.
+        "CASE WHEN count(*) FILTER (WHERE cost_usd IS NULL) > 0 AND sum(cost_usd) = 0 THEN NULL "
+        "ELSE sum(cost_usd) END AS cost_usd, "
         "count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls "
         f"FROM calls WHERE {where} GROUP BY 1 ORDER BY cost_usd DESC NULLS LAST, calls DESC, key NULLS LAST",
         p,

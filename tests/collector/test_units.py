@@ -185,7 +185,7 @@ def test_pricer_agrees_with_the_engine(
     pricer = Pricer(table)
     at = datetime(2026, 6, 1, 12, tzinfo=UTC) - timedelta(days=days_ago)
     start_ns = int(at.timestamp()) * 10**9
-    price_id, status, pico = pricer.price(
+    price_id, status, pico, origin = pricer.price(
         model, tier, batch, start_ns=start_ns, is_error=is_error, tokens=counts
     )
     if all(c is None for c in counts):
@@ -195,6 +195,7 @@ def test_pricer_agrees_with_the_engine(
     expected = price_usage(table, model, at, usage, service_tier=tier, batch=batch)
     assert status == expected.status
     assert price_id == expected.price_id
+    assert origin == expected.price_origin
     if expected.cost is None:
         assert pico is None
     else:

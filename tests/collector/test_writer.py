@@ -124,3 +124,46 @@ def test_the_rollup_job_waits_for_a_day_to_settle(tmp_path: Path) -> None:
         assert rollup_now(ctx) == 1 and dirty() == 0  # no commit since: rolled
     finally:
         shutdown(ctx)
+
+
+def test_the_late_pricer_prices_what_the_decode_side_left_unpriced(tmp_path: Path) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from spendscope.pricing import PriceRow
+
+    store = Store(str(tmp_path / "late.duckdb"))
+    store.migrate()
+    files_only = Pricer(PriceTable.default())  # what a decode worker started before the bill knew
+    bill = PriceRow(
+        "gpt-9-new", "default", date(2026, 1, 1), "bill", date(2026, 1, 1), origin="bill",
+        input_per_mtok=Decimal(1), output_per_mtok=Decimal(4), exact=True,
+    )  # fmt: skip
+    now = time.time_ns()
+    usage = {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 500}
+    spans = [
+        span_dict(genai_attrs(model=m, **usage), start_ns=now + i, span_id=os.urandom(8))
+        for i, m in enumerate(["gpt-9-new", "gpt-4o-mini", "gpt-9-new", "other-unknown"])
+    ]
+    batch = _batch(spans, files_only)
+    assert batch.table is not None
+    assert batch.table.column("pricing_status").to_pylist() == ["unpriced", "priced", "unpriced", "unpriced"]
+    writer = Writer(store, max_queue_spans=1000, batch_spans=1000)
+    writer.late_pricer = Pricer(PriceTable.default().with_bill([bill]))
+    assert writer.offer(batch)
+    writer.start()
+    try:
+        batch.future.result(timeout=30)
+    finally:
+        assert writer.stop(timeout=30)
+    rows = store.connection.execute(
+        "SELECT model, pricing_status, price_origin, cost_usd FROM calls ORDER BY start_time"
+    ).fetchall()
+    store.close()
+    assert [r[:3] for r in rows] == [
+        ("gpt-9-new", "priced", "bill"),
+        ("gpt-4o-mini", "priced", "reviewed"),
+        ("gpt-9-new", "priced", "bill"),
+        ("other-unknown", "unpriced", None),
+    ]
+    assert rows[0][3] == rows[2][3] == Decimal("0.003") and rows[3][3] is None

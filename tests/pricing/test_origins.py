@@ -1,9 +1,10 @@
-"""The order of price origins: reviewed rows with overrides first, extra tables after, never replaced."""
+"""The order of price origins: reviewed rows with overrides first, extra tables after, the bill last;
+an earlier origin's row is never replaced."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spendscope.pricing import PriceRow, PriceTable
+from spendscope.pricing import PriceRow, PriceTable, Usage, price_usage
 from spendscope.pricing.loading import PriceData
 from tests.pricing.test_cli import run
 
@@ -28,6 +29,7 @@ def _row(model: str, day: date, price: int, origin: str) -> PriceRow:
         checked=day,
         origin=origin,
         input_per_mtok=Decimal(price),
+        exact=origin == "bill",
     )
 
 
@@ -59,10 +61,20 @@ def _in_force(rows: list[PriceRow], model: str, day: date) -> PriceRow | None:
     return max(found, key=lambda r: r.valid_from) if found else None
 
 
-@settings(max_examples=150, deadline=None)
-@given(reviewed=_rows("openai"), overrides=_rows("override"), extra1=_rows("x"), extra2=_rows("x"))
+@settings(max_examples=200, deadline=None)
+@given(
+    reviewed=_rows("openai"),
+    overrides=_rows("override"),
+    extra1=_rows("x"),
+    extra2=_rows("x"),
+    bill=_rows("bill"),
+)
 def test_resolution_order_holds_for_any_rows(
-    reviewed: list[PriceRow], overrides: list[PriceRow], extra1: list[PriceRow], extra2: list[PriceRow]
+    reviewed: list[PriceRow],
+    overrides: list[PriceRow],
+    extra1: list[PriceRow],
+    extra2: list[PriceRow],
+    bill: list[PriceRow],
 ) -> None:
     table = PriceTable(PriceData(rows=tuple(reviewed), aliases=()), "test")
     if overrides:
@@ -73,24 +85,33 @@ def test_resolution_order_holds_for_any_rows(
             ]
         )
     table = table.with_extra_table("one.toml", _toml(extra1)).with_extra_table("two.toml", _toml(extra2))
+    table = table.with_bill(bill)
     # Each origin is a group; a later origin is consulted only for models no earlier one knows.
-    groups: list[tuple[list[PriceRow], ...]] = [(overrides, reviewed), (extra1,), (extra2,)]
+    groups: list[tuple[list[PriceRow], ...]] = [(overrides, reviewed), (extra1,), (extra2,), (bill,)]
     for model in MODELS:
         owner = next((g for g in groups if any(r.model == model for rows in g for r in rows)), None)
+        index = next((i for i, g in enumerate(groups) if g is owner), None)
         for day in (date(2025, 12, 31), *DAYS, date(2026, 2, 1)):
             got = table.row_in_force(model, "default", day)
+            priced = price_usage(table, model, datetime.combine(day, time(12)), Usage(input_tokens=10**6))
             if owner is None:
-                assert got is None
+                assert got is None and priced.status == "unpriced"
                 continue
             # Within the reviewed group an override in force wins over the bundled row.
             expected = next((r for rows in owner if (r := _in_force(rows, model, day)) is not None), None)
+            if expected is None and index == 3:
+                # A bill price reaches back to the calls before its model's first billed day.
+                expected = min((r for r in bill if r.model == model), key=lambda r: r.valid_from)
             seen = (got.valid_from, got.input_per_mtok) if got else None
             want = (expected.valid_from, expected.input_per_mtok) if expected else None
             assert seen == want
+            assert priced.cost == (expected.input_per_mtok if expected else None)
+            assert table.priced_by_bill(model) == (index == 3)
             if got is not None:
-                names = {1: "extra:one.toml", 2: "extra:two.toml"}
-                index = next(i for i, g in enumerate(groups) if g is owner)
+                names = {1: "extra:one.toml", 2: "extra:two.toml", 3: "bill"}
                 assert got.origin == names[index] if index else got.origin in ("openai", "override")
+                assert priced.price_origin == (names[index] if index else got.price_origin)
+                assert priced.price_origin != "openai"
     # Every extra row of a model an earlier origin knows is reported, never applied.
     reviewed_models = {r.model for r in reviewed + overrides}
     shadowed = {(s.row.origin, s.row.model, s.row.valid_from) for s in table.shadowed()}
@@ -103,7 +124,13 @@ def test_resolution_order_holds_for_any_rows(
         for r in extra2
         if r.model in reviewed_models or r.model in extra1_models
     }
+    extra_models = extra1_models | {r.model for r in extra2}
+    expected_shadowed |= {
+        ("bill", r.model, r.valid_from) for r in bill if r.model in reviewed_models | extra_models
+    }
     assert shadowed == expected_shadowed
+    # Without the bill the table is the price files' alone.
+    assert table.without_bill().version == table.with_bill(()).version
 
 
 def test_pricing_list_shows_extra_rows_and_the_disagreement(tmp_path: Path) -> None:

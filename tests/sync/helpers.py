@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -13,9 +16,11 @@ from spendscope.collector.store import Store
 from spendscope.collector.sync.config import SyncSettings
 from spendscope.collector.sync.job import SyncJob
 from spendscope.fake_openai.ledger import LedgerRow
+from spendscope.fake_openai.server import FakeOpenAI
 from spendscope.fake_openai.usage_api import DEFAULT_PRICES
 from spendscope.fake_openai.usage_buckets import ENDPOINTS, cost_lines
 from spendscope.pricing import PriceTable
+from tests.collector.helpers import CollectorProcess
 
 __all__ = [
     "NOW",
@@ -27,8 +32,46 @@ __all__ = [
     "ledger_usage_totals",
     "make_job",
     "open_store",
+    "run_app",
     "settings",
 ]
+
+REPO = Path(__file__).resolve().parents[2]
+
+_APP = """
+import sys
+import spendscope
+spendscope.instrument(service_name=sys.argv[5])
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)
+for i in range(int(sys.argv[3])):
+    client.chat.completions.create(
+        model=sys.argv[4], messages=[{"role": "user", "content": "question number %d, " % i + "x" * i}]
+    )
+if sys.argv[6] == "fail":
+    try:  # a failed attempt without usage: it costs 0, and is not unpriced
+        client.chat.completions.create(
+            model=sys.argv[4], messages=[{"role": "user", "content": "q"}],
+            extra_headers={"x-fake-fault": "status=500"},
+        )
+    except Exception:
+        pass
+"""
+
+
+def run_app(
+    fake: FakeOpenAI, collector: CollectorProcess, model: str, n: int, service: str, fail: bool = False
+) -> None:
+    """An instrumented app (a real process) makes ``n`` chat calls of ``model`` to the fake, and a
+    failed attempt when ``fail``; its spans go to ``collector``."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [fake.base_url, fake.api_key, str(n), model, service, "fail" if fail else "ok"]
+    subprocess.run([sys.executable, "-c", _APP, *args], env=env, cwd=REPO, check=True, timeout=60)
+
 
 NOW = 1_773_581_820  # 2026-03-15T13:37:00Z, the frozen clock of the fake and the job
 HOUR, DAY = 3600, 86400

@@ -156,7 +156,7 @@ def test_costs_line_items_are_exact_decimals(ledger: Ledger) -> None:
     assert all(
         isinstance(r["amount"]["value"], Decimal) and r["amount"]["currency"] == "usd" for r in results
     )
-    batch = [r for r in results if r["project_id"] == "proj_b" and r["line_item"].endswith(", output")]
+    batch = [r for r in results if r["project_id"] == "proj_b" and r["line_item"].endswith(", output, batch")]
     # 50 output tokens at 0.60/M, half price for batch
     assert batch[0]["amount"]["value"] == Decimal("0.000015")
     st.string_amount = True

@@ -55,6 +55,7 @@ __all__ = [
     "InsufficientQuotaRule",
     "LatencyRule",
     "PagerDutyChannel",
+    "PriceDriftRule",
     "Rate429Rule",
     "RatelimitHeadroomRule",
     "RuleConfig",
@@ -173,8 +174,8 @@ class RuleConfig(Section):
     )
     enabled: Flag = setting(True, help="`false` keeps the rule in the file without evaluating it.")
 
-    # Kinds whose metric has no dimension other than the project.
-    project_only: ClassVar[bool] = False
+    # Kinds whose metric has only these dimensions (None: every dimension).
+    only_dimensions: ClassVar[tuple[str, ...] | None] = None
 
     @property
     def params(self) -> Mapping[str, Any]:
@@ -182,9 +183,10 @@ class RuleConfig(Section):
         return {n: getattr(self, n) for n in type(self).model_fields if n not in RuleConfig.model_fields}
 
     @model_validator(mode="after")
-    def _scoped_by_project(self) -> Self:
-        if self.project_only and not set(self.scope) | set(self.group_by) <= {"project"}:
-            fail((("scope",), f"{self.kind} can only be scoped or grouped by project"))
+    def _scoped_by_its_dimensions(self) -> Self:
+        only = self.only_dimensions
+        if only is not None and not set(self.scope) | set(self.group_by) <= set(only):
+            fail((("scope",), f"{self.kind} can only be scoped or grouped by {' or '.join(only)}"))
         return self
 
 
@@ -268,7 +270,7 @@ class CaptureRateRule(RuleConfig):
     """Tracked spend against billed spend (from the sync), by whole UTC days."""
 
     kind: Literal["capture_rate"]
-    project_only: ClassVar[bool] = True
+    only_dimensions: ClassVar[tuple[str, ...] | None] = ("project",)
     days: Int = setting(7, ge=1, help="Whole UTC days compared.")
     lag_days: Int = setting(1, ge=0, help="Ending this many days ago (billing lags).")
     min_rate: Number = setting(0.9, ge=0, help="Fires below this tracked/billed ratio.")
@@ -286,7 +288,7 @@ class SyncFailureRule(RuleConfig):
     """The last Usage/Costs sync failed, or none succeeded recently."""
 
     kind: Literal["sync_failure"]
-    project_only: ClassVar[bool] = True
+    only_dimensions: ClassVar[tuple[str, ...] | None] = ("project",)
     max_age_s: Duration = setting(7200, key="max_age", help="Fires when no run succeeded for this long.")
 
 
@@ -295,6 +297,18 @@ class UnpricedModelsRule(RuleConfig):
 
     kind: Literal["unpriced_models"]
     window_s: Duration = _window(86400)
+
+
+class PriceDriftRule(RuleConfig):
+    """The unit price the bill implies for a model differs from the price table's (a discount, a
+    price change the table missed); read from the Usage/Costs sync's line items."""
+
+    kind: Literal["price_drift"]
+    only_dimensions: ClassVar[tuple[str, ...] | None] = ("model",)
+    threshold_pct: Number = setting(
+        2.0, ge=0, le=1000, help="Fires when the two differ by more than this, percent of the table's."
+    )
+    days: Int = setting(7, ge=1, le=366, help="Billed UTC days looked at, up to today.")
 
 
 RULE_MODELS: tuple[type[RuleConfig], ...] = (
@@ -308,6 +322,7 @@ RULE_MODELS: tuple[type[RuleConfig], ...] = (
     CaptureRateRule,
     SyncFailureRule,
     UnpricedModelsRule,
+    PriceDriftRule,
 )
 AnyRule = Annotated[
     BudgetRule
@@ -319,7 +334,8 @@ AnyRule = Annotated[
     | LatencyRule
     | CaptureRateRule
     | SyncFailureRule
-    | UnpricedModelsRule,
+    | UnpricedModelsRule
+    | PriceDriftRule,
     Field(discriminator="kind"),
 ]
 

@@ -21,6 +21,8 @@ from spendscope.collector.alerts.rules import (
     BudgetSample,
     CaptureSample,
     CountSample,
+    DriftItem,
+    DriftSample,
     HeadroomSample,
     LatencySample,
     Sample,
@@ -32,6 +34,7 @@ from spendscope.collector.alerts.rules import (
 from spendscope.collector.alerts.state import ts
 from spendscope.collector.queries import Agg, Col, build_union, fetch_rows, measure, snapshot
 from spendscope.collector.rollups import DAILY, INSIGHTS, Rollup
+from spendscope.collector.sync.bill import build_drift
 
 __all__ = ["samples", "table_exists"]
 
@@ -217,6 +220,30 @@ def samples_sync(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime
     ]
 
 
+def samples_price_drift(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> list[Sample]:
+    if not table_exists(cur, "bill_prices"):
+        return []  # the sync is not installed: no data
+    p = rule.params
+    today = now.astimezone(UTC).date()
+    threshold = Decimal(str(p["threshold_pct"])) / 100
+    rows = fetch_rows(
+        cur, build_drift(today - timedelta(days=p["days"] - 1), today + timedelta(days=1), threshold)
+    )
+    wanted = rule.scope.get("model")
+    by_model = "model" in rule.group_by
+    groups: dict[Scope, list[DriftItem]] = {}
+    if not by_model:
+        groups[tuple(sorted(rule.scope.items()))] = []  # one instance: it resolves when drift ends
+    for model, tier, kind, unit, bill, table, drift, _, _, day, *_ in rows:
+        if wanted is not None and model != wanted:
+            continue
+        scope: Scope = (("model", model),) if by_model else tuple(sorted(rule.scope.items()))
+        pct = None if drift is None else drift * 100
+        item = DriftItem(model, tier, kind, unit, day.isoformat(), bill, table, pct)
+        groups.setdefault(scope, []).append(item)
+    return [DriftSample(scope, tuple(items)) for scope, items in groups.items()]
+
+
 def samples(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> list[Sample]:
     """What the rule's evaluator needs, read at ``now``."""
     kind = rule.kind
@@ -234,4 +261,6 @@ def samples(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> 
         return samples_capture(cur, rule, now)
     if kind == "sync_failure":
         return samples_sync(cur, rule, now)
+    if kind == "price_drift":
+        return samples_price_drift(cur, rule, now)
     raise ValueError(f"unknown rule kind {kind!r}")

@@ -21,6 +21,8 @@ __all__ = [
     "CaptureSample",
     "Condition",
     "CountSample",
+    "DriftItem",
+    "DriftSample",
     "HeadroomSample",
     "LatencySample",
     "Sample",
@@ -111,8 +113,35 @@ class SyncSample:
     ever_ran: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    """A billed model's unit price of one kind against the price table's, on its latest drifting day."""
+
+    model: str
+    tier: str
+    kind: str
+    unit: str
+    day: str  # ISO date
+    bill: Decimal
+    table: Decimal
+    drift_pct: Decimal | None  # None: the table says 0 and the bill does not
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSample:
+    scope: Scope
+    items: tuple[DriftItem, ...]  # the drifts above the rule's threshold, largest first
+
+
 Sample = (
-    BudgetSample | SpikeSample | CountSample | HeadroomSample | LatencySample | CaptureSample | SyncSample
+    BudgetSample
+    | SpikeSample
+    | CountSample
+    | HeadroomSample
+    | LatencySample
+    | CaptureSample
+    | SyncSample
+    | DriftSample
 )
 
 
@@ -332,6 +361,32 @@ def evaluate_sync(rule: RuleConfig, samples: Sequence[SyncSample], now: datetime
     return out
 
 
+def _drift_text(i: DriftItem) -> str:
+    pct = "the table says 0" if i.drift_pct is None else f"{i.drift_pct:+.1f}%"
+    tier = "" if i.tier == "default" else f" {i.tier}"
+    return (
+        f"{i.model}{tier} {i.kind.replace('_', ' ')} billed {i.bill.normalize():f} {i.unit} on {i.day}, "
+        f"the price table says {i.table.normalize():f} ({pct})"
+    )
+
+
+def evaluate_price_drift(rule: RuleConfig, samples: Sequence[DriftSample]) -> list[Condition]:
+    threshold = rule.params["threshold_pct"]
+    out: list[Condition] = []
+    for s in samples:
+        # The largest drift in percent; None when only a zero table price was billed above zero.
+        worst = max((abs(i.drift_pct) for i in s.items if i.drift_pct is not None), default=None)
+        shown = "; ".join(_drift_text(i) for i in s.items[:5])
+        more = f"; and {len(s.items) - 5} more" if len(s.items) > 5 else ""
+        message = (
+            f"{rule.name}{_label(s.scope)}: the bill's unit price differs from the price table's by "
+            f"more than {threshold:g}%: {shown}{more}"
+        )
+        value = float(worst) if worst is not None else None
+        out.append(Condition(s.scope, bool(s.items), value, threshold, 1.0, message if s.items else ""))
+    return out
+
+
 def evaluate(rule: RuleConfig, samples: Sequence[Any], now: datetime) -> list[Condition]:
     """Dispatch to the rule kind's evaluator."""
     kind = rule.kind
@@ -357,4 +412,6 @@ def evaluate(rule: RuleConfig, samples: Sequence[Any], now: datetime) -> list[Co
         return evaluate_capture(rule, samples)
     if kind == "sync_failure":
         return evaluate_sync(rule, samples, now)
+    if kind == "price_drift":
+        return evaluate_price_drift(rule, samples)
     raise ValueError(f"unknown rule kind {kind!r}")

@@ -40,6 +40,7 @@ SHARED_TABLES: tuple[str, ...] = (
     "rollup_latency_pct_daily",
     "usage_buckets",
     "cost_buckets",
+    "bill_prices",
     "sync_runs",
     "sync_state",
     "alert_state",

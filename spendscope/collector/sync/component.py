@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.core import safely
+from spendscope.collector.sync import bill_refresh
 from spendscope.collector.sync.job import SyncJob
 from spendscope.collector.sync.routes import ENDPOINTS
 
@@ -22,8 +24,31 @@ def setup(ctx: CollectorContext) -> None:
         ctx.shared.run_write,
         lambda: ctx.prices,
         clock=lambda: ctx.clock().timestamp(),
+        after_costs=lambda: bill_refresh.refresh(ctx),
     )
     ctx.sync = job
+    if ctx.lake is None:
+        # The bill's prices as last read, against the price files in force now (they may have
+        # changed since): new calls are priced with them from the first one, stored unpriced calls
+        # at once. The writer thread has not started yet: this runs on its connection directly.
+        found = bill_refresh.refresh(ctx, write=lambda fn: fn(ctx.store.connection))
+        if found["models"]:
+            log.info(
+                "prices from the bill: %d model(s) no price file knows; %d stored call(s) priced now",
+                found["models"],
+                found["calls_priced"],
+            )
+    else:
+        # Every replica learns the bill the leader's sync stored in the lake, as often as it rolls up.
+        ctx.scheduler.add_job(
+            safely(lambda: bill_refresh.follow(ctx)),
+            "interval",
+            seconds=ctx.config.collector.rollup_interval_s,
+            id="spendscope.bill",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=ctx.clock() + timedelta(seconds=1),
+        )
     if not settings.configured:
         why = "disabled in [sync]" if not settings.enabled else f"{settings.admin_key_env} is not set"
         log.info("usage/costs sync not scheduled: %s", why)

@@ -66,6 +66,7 @@ class RunResult:
     error: str | None = None
     auth_failed: bool = False
     endpoints: list[EndpointReport] = field(default_factory=list)
+    bill: dict[str, Any] | None = None  # what the costs read taught about prices (see sync/bill.py)
 
     def total(self, name: str) -> int:
         return sum(int(getattr(e, name)) for e in self.endpoints)
@@ -91,6 +92,7 @@ class RunResult:
             **{c: self.total(c) for c in db.RUN_COUNTS},
             "errors": sum(1 for e in self.endpoints if e.error),
             "endpoints": [asdict(e) for e in self.endpoints],
+            "bill_prices": self.bill,
         }
 
 
@@ -120,6 +122,7 @@ class SyncJob:
         clock: Callable[[], float] = time.time,
         client_factory: Callable[[SyncSettings], AdminClient] | None = None,
         on_page: Callable[[str, int], None] | None = None,
+        after_costs: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         # Every write goes through the collector's single writer (Store.run_write), like ingest.
@@ -128,6 +131,8 @@ class SyncJob:
         self._clock = clock
         self._client_factory = client_factory or _default_client
         self._on_page = on_page  # test hook: called after each committed page
+        # Called once the costs were read without error (the bill's prices); its answer is the run's.
+        self._after_costs = after_costs
         self._lock = threading.Lock()
 
     def run(self, trigger: str = "manual", wait_s: float = 600.0) -> RunResult:
@@ -191,6 +196,14 @@ class SyncJob:
                         report.requests = client.requests - requests_before
             finally:
                 client.close()
+            if self._after_costs is not None and any(
+                r.endpoint == "costs" and not r.error for r in result.endpoints
+            ):
+                try:
+                    result.bill = self._after_costs()
+                except (duckdb.Error, ValueError, ArithmeticError) as e:
+                    log.exception("sync: prices from the bill failed")
+                    result.bill = {"error": f"prices from the bill: {type(e).__name__}: {e}"}
             failed = [r for r in result.endpoints if r.error]
             if failed:
                 result.error = (
@@ -198,6 +211,8 @@ class SyncJob:
                     if len(failed) == 1
                     else (f"{len(failed)} endpoints failed; first: {failed[0].error}")
                 )
+        if result.bill is not None and result.bill.get("error") and not result.error:
+            result.error = result.bill["error"]
         if result.error:
             result.status = "error"
         result.finished_at = started + (time.monotonic() - t0)

@@ -7,13 +7,18 @@ or failed, 409 when a run is already going and does not finish in time).
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.queries import fetch_dicts
+from spendscope.collector.sync import bill
 from spendscope.collector.sync import reconcile as rec
 from spendscope.collector.sync.db import RUN_COLUMNS, RUN_COUNTS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
@@ -74,6 +79,30 @@ async def costs(ctx: CollectorContext, p: CostsParams) -> dict[str, Any]:
     return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
+def _days(p: TimeRange) -> tuple[date, date]:
+    """The UTC days the range touches, as [first, last + 1)."""
+    return p.start.date(), (p.end - timedelta(microseconds=1)).date() + timedelta(days=1)
+
+
+async def bill_prices(ctx: CollectorContext, p: TimeRange) -> dict[str, Any]:
+    query = bill.build_bill_prices(*_days(p))
+    rows = await run_in_threadpool(ctx.store.read, lambda c: fetch_dicts(c, query))
+    return {**_range(p), "rows": rows}
+
+
+class DriftParams(TimeRange):
+    threshold_pct: float = Field(
+        2.0, ge=0, le=1000, description="list prices that differ by more than this, percent (default 2)"
+    )
+
+
+async def drift(ctx: CollectorContext, p: DriftParams) -> dict[str, Any]:
+    threshold = Decimal(str(p.threshold_pct)) / 100
+    query = bill.build_drift(*_days(p), threshold)
+    rows = await run_in_threadpool(ctx.store.read, lambda c: fetch_dicts(c, query))
+    return {**_range(p), "threshold_pct": p.threshold_pct, "rows": rows}
+
+
 class RunsParams(Params):
     limit: Annotated[int, Limit(1000)] = 20
 
@@ -87,6 +116,63 @@ async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
 _COUNTS = dict.fromkeys(RUN_COUNTS, s.COUNT)
 _TEXT = s.nullable(s.STRING)
 _EPOCH = s.nullable(s.INT)
+# Prices from the bill (sync/bill.py): unit prices are USD per `unit`, drift a signed fraction.
+_DECIMAL = s.nullable({"type": "string", "description": "a plain decimal"})
+_BILL_COUNTS = {k: s.COUNT for k in ("prices", "compared", "recorded", "ignored", "models", "calls_priced")}
+_BILL_RESULT = s.nullable(
+    s.obj(
+        {},
+        {**_BILL_COUNTS, "calls_priced_usd": s.MONEY, "price_version": s.STRING, "error": s.STRING},
+    )
+)
+_BILL = s.rows(
+    s.obj(
+        {
+            "day": s.DATE,
+            "line_item": s.STRING,
+            "amount": s.MONEY_OR_NULL,
+            "quantity": _DECIMAL,
+            "quantity_unit": _TEXT,
+            "currency": _TEXT,
+            "model": _TEXT,
+            "kind": _TEXT,
+            "tier": s.STRING,
+            "unit": _TEXT,
+            "unit_price": s.MONEY_OR_NULL,
+            "status": {"type": "string", "enum": ["prices", "compared", "recorded", "ignored"]},
+            "reason": _TEXT,
+            "price_id": _TEXT,
+            "price_origin": _TEXT,
+            "table_unit_price": s.MONEY_OR_NULL,
+            "drift": s.RATIO_OR_NULL,
+        }
+    ),
+    **s.RANGE,
+)
+_DRIFT = s.rows(
+    s.obj(
+        {
+            "model": s.STRING,
+            "tier": s.STRING,
+            "kind": s.STRING,
+            "unit": s.STRING,
+            "bill_unit_price": s.MONEY,
+            "table_unit_price": s.MONEY,
+            "drift": s.RATIO_OR_NULL,
+            "price_id": s.STRING,
+            "price_origin": s.STRING,
+            "day": s.DATE,
+            "days": s.COUNT,
+            "first_day": s.DATE,
+            "line_item": s.STRING,
+            "amount_usd": s.MONEY_OR_NULL,
+            "quantity": _DECIMAL,
+            "quantity_unit": _TEXT,
+        }
+    ),
+    **s.RANGE,
+    threshold_pct=s.NUMBER,
+)
 _RUN = s.obj(
     {
         "ok": s.BOOL,
@@ -99,6 +185,7 @@ _RUN = s.obj(
         "duration_s": s.NUMBER,
         **_COUNTS,
         "errors": s.COUNT,
+        "bill_prices": _BILL_RESULT,
         "endpoints": s.array(
             s.obj(
                 {
@@ -200,6 +287,24 @@ ENDPOINTS = (
     ),
     Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", _USAGE, tag="sync"),
     Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", _COSTS, tag="sync"),
+    Endpoint(
+        "GET",
+        "/api/v1/prices/bill",
+        bill_prices,
+        TimeRange,
+        "Unit prices the bill implies, line item by line item and day",
+        _BILL,
+        tag="pricing",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/prices/drift",
+        drift,
+        DriftParams,
+        "Where the bill's unit price differs from the price table's",
+        _DRIFT,
+        tag="pricing",
+    ),
 )
 
 

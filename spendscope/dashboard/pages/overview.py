@@ -5,7 +5,7 @@ import streamlit as st
 
 from spendscope.dashboard import view
 from spendscope.dashboard.charts import stacked_spend_chart
-from spendscope.dashboard.formatting import format_count, format_money, format_percent
+from spendscope.dashboard.formatting import format_count, format_percent, format_spend
 
 st.title("Overview")
 f = view.filters()
@@ -13,15 +13,15 @@ summary = view.fetch("/api/v1/insights/summary", f.params())
 today, month, rng = summary["today"], summary["month_to_date"], summary["range"]
 
 c1, c2, c3 = st.columns(3)
-c1.metric("Spend today (UTC)", format_money(today["cost_usd"], unpriced="$0.00"))
-c2.metric("Month to date", format_money(month["cost_usd"], unpriced="$0.00"))
-c3.metric("Projected month", format_money(summary["projected_month_usd"], unpriced="$0.00"))
+c1.metric("Spend today (UTC)", format_spend(today["cost_usd"], today["unpriced_calls"]))
+c2.metric("Month to date", format_spend(month["cost_usd"], month["unpriced_calls"]))
+c3.metric("Projected month", format_spend(summary["projected_month_usd"], month["unpriced_calls"]))
 view.show_unpriced(month["unpriced_calls"], "today's and month-to-date spend")
 
 st.subheader(f"{f.start:%b %d} – {f.end:%b %d}")
 calls = rng["calls"] or 0
 d1, d2, d3, d4 = st.columns(4)
-d1.metric("Spend in range", format_money(rng["cost_usd"], unpriced="$0.00"))
+d1.metric("Spend in range", format_spend(rng["cost_usd"], rng["unpriced_calls"]))
 d2.metric("Calls", format_count(calls))
 d3.metric("Error rate", format_percent(rng["errors"] / calls if calls else None))
 d4.metric("Rate-limited (429)", format_count(rng["rate_limited"]))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from spendscope.dashboard import view
 from spendscope.dashboard.charts import stacked_spend_chart
-from spendscope.dashboard.formatting import format_money
+from spendscope.dashboard.formatting import format_money, format_spend
 from spendscope.dimensions import DIMENSIONS
 
 st.title("Spend")
@@ -29,7 +29,7 @@ if not rows:
 total = view.sum_money(r["cost_usd"] for r in rows) if by != "tag" else None
 unpriced = sum(r["unpriced_calls"] or 0 for r in rows)
 if total is not None:
-    st.metric("Total spend", format_money(total, unpriced="$0.00"))
+    st.metric("Total spend", format_spend(total, unpriced))
 view.show_unpriced(unpriced if by != "tag" else None, "this total")
 if by == "tag":
     st.caption("Calls with several tags count once per tag; calls without tags are not listed.")
