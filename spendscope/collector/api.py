@@ -133,7 +133,9 @@ class CallsParams(TimeRange):
 async def calls(ctx: CollectorContext, p: CallsParams) -> dict[str, Any]:
     query = q.Query(
         "SELECT * EXCLUDE (tags), map_keys(tags) AS tag_keys, map_values(tags) AS tag_values FROM calls "
-        "WHERE start_time >= $start AND start_time < $end ORDER BY start_time DESC LIMIT $limit",
+        # Ties broken by the ids: the same rows in the same order from any store and after a restart.
+        "WHERE start_time >= $start AND start_time < $end "
+        "ORDER BY start_time DESC, trace_id, span_id LIMIT $limit",
         {"start": p.start, "end": p.end, "limit": p.limit},
     )
     raw = await run_in_threadpool(_fetch, ctx, query)

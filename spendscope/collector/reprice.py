@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -22,7 +22,7 @@ from spendscope.collector.context import CollectorContext
 from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.pricing import PriceTable, money_str
 
-__all__ = ["price_from_bill", "record_price_version", "reprice", "reprice_day"]
+__all__ = ["Scope", "price_from_bill", "record_price_version", "reprice", "reprice_day"]
 
 log = logging.getLogger("spendscope.collector.reprice")
 
@@ -142,23 +142,30 @@ def _write_changes(
         con.unregister("reprice_in")
 
 
-def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, lake: bool = False) -> dict[str, Any]:
+# Which stored calls price_from_bill reads: the collector's file; a lake replica's file, where a
+# call already claimed by a shipment is left to the lake (so none is priced, and counted, twice);
+# the lake's calls.
+Scope = Literal["file", "buffer", "lake"]
+_UNCLAIMED = (
+    " AND NOT EXISTS (SELECT 1 FROM lake_shipping f WHERE f.trace_id = calls.trace_id "
+    "AND f.span_id = calls.span_id)"
+)
+
+
+def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, scope: Scope = "file") -> dict[str, Any]:
     """Price the calls stored as unpriced whose model only the bill prices, now that it does.
 
     Only unpriced calls change: a price learned from the bill fills a gap and replaces nothing, so
     it needs no reprice command. Runs in the writer thread, so a batch committed after it was priced
     with the same prices (see :func:`~spendscope.collector.pricer.price_unpriced`).
     """
-    models = [
-        r[0]
-        for r in con.execute("SELECT DISTINCT model FROM calls WHERE pricing_status = 'unpriced'").fetchall()
-    ]
+    where = "pricing_status = 'unpriced'" + (_UNCLAIMED if scope == "buffer" else "")
+    models = [r[0] for r in con.execute(f"SELECT DISTINCT model FROM calls WHERE {where}").fetchall()]
     models = [m for m in models if pricer.table.priced_by_bill(m)]
     if not models:
         return {"calls_priced": 0, "cost_usd": Decimal(0)}
     rows = con.execute(
-        _COLUMNS + " FROM calls WHERE pricing_status = 'unpriced' AND list_contains($models, model)",
-        {"models": models},
+        _COLUMNS + f" FROM calls WHERE {where} AND list_contains($models, model)", {"models": models}
     ).fetchall()
     changed: list[tuple[Any, ...]] = []
     days: set[Any] = set()
@@ -172,7 +179,9 @@ def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, lake: bool =
             days.add(r[18])
             cost += 0 if pico is None else pico_to_decimal(pico)
     if changed:
-        _write_changes(con, changed, sorted(days), _MARK_LAKE if lake else _MARK_LOCAL, only_unpriced=True)
+        _write_changes(
+            con, changed, sorted(days), _MARK_LAKE if scope == "lake" else _MARK_LOCAL, only_unpriced=True
+        )
     return {"calls_priced": len(changed), "cost_usd": cost}
 
 

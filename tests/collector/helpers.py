@@ -90,7 +90,9 @@ class CollectorProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
-        self.env.update(_lake_env(db))
+        # A collector whose config names a lake of its own (the lake's tests) keeps it.
+        if config is None or not config.exists() or "[lake]" not in config.read_text():
+            self.env.update(_lake_env(db))
         self.env.update(env or {})
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None

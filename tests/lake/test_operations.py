@@ -211,6 +211,7 @@ def test_settings_environment_overrides_and_errors(tmp_path: Path) -> None:
             load_config(f, env={})
 
 
+@pytest.mark.local_file  # it needs a collector without a lake
 def test_a_collector_without_a_lake_says_so(tmp_path: Path) -> None:
     from tests.collector.helpers import CollectorProcess
 

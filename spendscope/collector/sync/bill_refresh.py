@@ -24,7 +24,7 @@ import duckdb
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.lake.replica import LakeUnavailable
 from spendscope.collector.pricer import Pricer
-from spendscope.collector.reprice import price_from_bill
+from spendscope.collector.reprice import Scope, price_from_bill
 from spendscope.collector.sync.bill import derive_bill, read_bill
 from spendscope.pricing import PriceRow, money_str
 
@@ -59,11 +59,13 @@ def install(ctx: CollectorContext, rows: Sequence[PriceRow]) -> Pricer:
 
 
 def _price_stored(ctx: CollectorContext, pricer: Pricer, write: Write | None) -> dict[str, Any]:
-    """Price the unpriced calls the bill now prices: the local file's, then with a lake the lake's
-    (in that order, so a row shipped in between is priced on one side or the other)."""
-    filled: dict[str, Any] = (write or ctx.store.run_write)(lambda con: price_from_bill(con, pricer))
+    """Price the unpriced calls the bill now prices: the local file's, and with a lake the ones the
+    local file has not handed to a shipment yet, then the lake's. A call in flight between the two
+    is priced in the lake by the leader's next :func:`follow` round."""
+    scope: Scope = "file" if ctx.lake is None else "buffer"
+    filled: dict[str, Any] = (write or ctx.store.run_write)(lambda con: price_from_bill(con, pricer, scope))
     if ctx.lake is not None and write is None:
-        shared = ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, lake=True))
+        shared = ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, "lake"))
         filled = {k: filled[k] + shared[k] for k in ("calls_priced", "cost_usd")}
     return filled
 
@@ -99,14 +101,18 @@ def refresh(ctx: CollectorContext, write: Write | None = None) -> dict[str, Any]
 
 def follow(ctx: CollectorContext) -> None:
     """With a lake: the bill's prices from the line items the leader's sync stored, put to work on
-    this replica; when they changed, its unpriced calls are priced (the leader's in the lake too)."""
+    this replica, and its unpriced calls priced when they changed. The leader also prices the
+    lake's unpriced calls of the bill's models each round: a call a shipment carried while the bill
+    came in is priced there within one round."""
     try:
         rows = ctx.store.read(lambda cur: read_bill(cur, ctx.prices))
     except LakeUnavailable:
         return  # not reachable yet; the next round reads it
     before = ctx.prices.version
     pricer = install(ctx, rows)
-    if rows and ctx.prices.version != before:
-        ctx.store.run_write(lambda con: price_from_bill(con, pricer))
-        if ctx.lake is not None and ctx.is_leader:
-            ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, lake=True))
+    if not rows:
+        return
+    if ctx.prices.version != before:
+        ctx.store.run_write(lambda con: price_from_bill(con, pricer, "buffer"))
+    if ctx.lake is not None and ctx.is_leader:
+        ctx.lake.state.run_write(lambda con: price_from_bill(con, pricer, "lake"))
