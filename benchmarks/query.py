@@ -34,7 +34,7 @@ from pathlib import Path
 __all__ = ["build_db", "main"]
 
 _GENERATE = """
-INSERT INTO calls
+INSERT INTO calls BY NAME
 SELECT
     lower(hex(i::UHUGEINT * 2654435761 + 17)) AS trace_id,
     lower(hex(i::UBIGINT * 40503 + 3)) AS span_id,
@@ -86,6 +86,7 @@ SELECT
     CASE WHEN i % 50 = 0 THEN 'no_usage' ELSE 'priced' END AS pricing_status,
     CASE WHEN i % 50 = 0 THEN 0 ELSE ((20 + hash(i) % 8000) * 0.0000025 + (1 + hash(i * 7) % 1200) * 0.00001)
         END::DECIMAL(38, 12) AS cost_usd,
+    'reviewed' AS price_origin,
     current_timestamp AS ingested_at
 FROM (SELECT range AS i, (200000 + hash(range) % 3000000)::BIGINT AS lat_us FROM range($lo, $hi))
 """
