@@ -236,7 +236,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-block", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--memory-calls", type=int, default=100_000)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under callgrind instead (benchmarks/sdk_instructions.py; its own options)",
+    )
     args, _ = parser.parse_known_args(argv)
+    if args.instructions:
+        from benchmarks import sdk_instructions
+
+        sdk_instructions.main([a for a in (argv or []) if a != "--instructions"])
+        return
     if args.quick:
         args.blocks, args.per_block, args.memory_calls = 1, 50, 2_000
     import openai
