@@ -205,7 +205,7 @@ def _chunk_cost(chunks: int) -> tuple[float, float]:
 
     def teed() -> None:
         call = Call(recorder, route, info, host="h", port=1, attempt=0, attribution=None, context=None)
-        call.response(200, [], "text/event-stream", "")
+        call.response(200, [(b"content-type", b"text/event-stream")])
         call.begin_stream()
         tee = sync_tee(Inner(), call)
         for _ in tee:

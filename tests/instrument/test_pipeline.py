@@ -1,0 +1,165 @@
+"""spendscope's own pipeline: the direct recorder against the SDK span path, sampling, and its queue."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+import spendscope
+from spendscope.instrument.call import DirectRecorder, Recorder
+
+from .conftest import OtlpSink, otlp_attrs
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+ATTRS = {
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.stream": False,
+    "spendscope.attempt": 1,
+    "spendscope.ratelimit.reset_tokens_s": 0.0,
+    "gen_ai.response.finish_reasons": ("stop",),
+}
+
+
+def _parent(sampled: bool, remote: bool) -> Any:
+    context = SpanContext(
+        0x1234,
+        0x42,
+        remote,
+        TraceFlags(TraceFlags.SAMPLED if sampled else 0),
+        TraceState([("vendor", "v1")]),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(context))
+
+
+def _strip_span_ids(request: Any) -> Any:
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.span_id = b""
+                if span.parent_span_id == b"":
+                    span.trace_id = b""  # a root span: both paths draw a random trace id
+    return request
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [
+        (None, None),
+        (_parent(sampled=True, remote=True), "HTTP 429"),
+        (_parent(sampled=True, remote=False), None),
+        (_parent(sampled=False, remote=True), None),
+    ],
+    ids=["root", "remote-parent-error", "local-parent", "unsampled-parent"],
+)
+def test_direct_recorder_makes_what_the_sdk_span_path_makes(
+    sink: OtlpSink, monkeypatch: pytest.MonkeyPatch, context: Any, error: str | None
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    handle = spendscope.instrument(service_name="twins")
+    try:
+        direct = handle._patcher.recorder
+        assert isinstance(direct, DirectRecorder)
+        direct.emit("chat gpt-4o", context, dict(ATTRS), 1_000, 2_000, error)
+        assert handle.force_flush(5000)
+        # The reference: the same call through the SDK span path, on a provider of the same resource.
+        exporter = InMemorySpanExporter()
+        reference = TracerProvider(resource=handle.tracer_provider.resource)
+        reference.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = reference.get_tracer("spendscope.instrument", spendscope.__version__)
+        Recorder(tracer, False).emit("chat gpt-4o", context, dict(ATTRS), 1_000, 2_000, error)
+    finally:
+        handle.uninstrument()
+    expected = exporter.get_finished_spans()
+    if not expected:  # the unsampled parent: neither path records the call
+        assert sink.spans() == []
+        return
+    assert len(sink.requests) == 1
+    assert _strip_span_ids(sink.requests[0]) == _strip_span_ids(encode_spans(expected))
+
+
+def test_samplers_from_the_environment_are_honoured(
+    fake_openai: Any, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    handle = spendscope.instrument(service_name="sampled-out")
+    try:
+        client = openai.OpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0)
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert handle.force_flush(5000)
+    finally:
+        handle.uninstrument()
+    assert sink.spans() == []
+
+
+def test_a_processor_added_to_spendscopes_provider_sees_the_calls(
+    fake_openai: Any, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    handle = spendscope.instrument(service_name="added-processor")
+    extra = InMemorySpanExporter()
+    try:
+        handle.tracer_provider.add_span_processor(SimpleSpanProcessor(extra))  # type: ignore[attr-defined]
+        client = openai.OpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0)
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        app_tracer = handle.tracer_provider.get_tracer("app")
+        with app_tracer.start_as_current_span("app work"):
+            pass
+        assert handle.force_flush(5000)
+    finally:
+        handle.uninstrument()
+    assert sorted(span.name for span in extra.get_finished_spans()) == ["app work", "chat gpt-4o"]
+    exported = {span.name: span for _, span in sink.spans()}
+    assert set(exported) == {"app work", "chat gpt-4o"}
+    assert otlp_attrs(exported["chat gpt-4o"])["gen_ai.usage.input_tokens"] > 0
+
+
+def test_app_spans_share_the_export_with_the_calls(
+    fake_openai: Any, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    handle = spendscope.instrument(service_name="app-spans")
+    try:
+        tracer = handle.tracer_provider.get_tracer("app")
+        client = openai.OpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0)
+        with tracer.start_as_current_span("request") as parent:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert handle.force_flush(5000)
+        stats = handle.stats()
+    finally:
+        handle.uninstrument()
+    exported = {span.name: span for _, span in sink.spans()}
+    assert exported["chat gpt-4o"].parent_span_id == parent.get_span_context().span_id.to_bytes(8, "big")
+    assert exported["request"].span_id == parent.get_span_context().span_id.to_bytes(8, "big")
+    assert stats["exported_spans"] >= 2
+
+
+def test_flush_is_bounded_when_the_collector_hangs(fake_openai: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts, never answers
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+    handle = spendscope.instrument(service_name="hung")
+    try:
+        client = openai.OpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0)
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        started = time.perf_counter()
+        assert handle.force_flush(300) is False
+        assert time.perf_counter() - started < 2
+    finally:
+        started = time.perf_counter()
+        handle.uninstrument()
+        assert time.perf_counter() - started < 15
+        listener.close()
