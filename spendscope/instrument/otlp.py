@@ -32,6 +32,8 @@ _UNSET_STATUS = b"\x7a\x00"
 _FLAGS_LOCAL = b"\x85\x01\x00\x01\x00\x00"  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE
 _FLAGS_REMOTE = b"\x85\x01\x00\x03\x00\x00"  # ... and SPAN_FLAGS_CONTEXT_IS_REMOTE
 _BYTE = [bytes((i,)) for i in range(128)]
+# AnyValue{string_value} field heads for strings short enough that both lengths take one byte.
+_STR_HEADS = [b"\x12" + _BYTE[size + 2] + b"\x0a" + _BYTE[size] for size in range(126)]
 
 # ((key, value), type(value)) -> the encoded KeyValue field. The type is part of the key so that
 # 1, 1.0 and True (equal as dict keys) never share an entry; float zeros (0.0 == -0.0) and tuples
@@ -39,6 +41,7 @@ _BYTE = [bytes((i,)) for i in range(128)]
 # (map over zip), so that only the misses cost Python work.
 _attrs: dict[tuple[tuple[str, Any], type], bytes] = {}
 _names: dict[str, bytes] = {}
+_keys: dict[str, bytes] = {}
 
 
 def _varint(value: int) -> bytes:
@@ -77,7 +80,30 @@ def _any_value(value: Any) -> bytes:
 
 
 def _key_value(key: str, value: Any) -> bytes:
-    return _field(b"\x4a", _field(b"\x0a", key.encode("utf-8")) + _field(b"\x12", _any_value(value)))
+    """One ``KeyValue`` attribute field; the common exact types without the generic dispatch."""
+    key_field = _keys.get(key)
+    if key_field is None:
+        if len(_keys) >= _CACHE_MAX:
+            _keys.clear()
+        key_field = _keys[key] = _field(b"\x0a", key.encode("utf-8"))
+    kind = type(value)
+    inner: bytes
+    if kind is str:
+        encoded: bytes = value.encode("utf-8")
+        size = len(encoded)
+        if size < len(_STR_HEADS):
+            inner = key_field + _STR_HEADS[size] + encoded
+        else:
+            inner = key_field + _field(b"\x12", _field(b"\x0a", encoded))
+    elif kind is float:
+        inner = key_field + b"\x12\x09\x21" + _pack_d(value)
+    elif kind is int:
+        number = _varint(value)
+        inner = key_field + b"\x12" + _BYTE[len(number) + 1] + b"\x18" + number
+    else:
+        inner = key_field + _field(b"\x12", _any_value(value))
+    size = len(inner)
+    return b"\x4a" + (_BYTE[size] if size < 0x80 else _varint(size)) + inner
 
 
 def _encode_missing(parts: list[bytes | None], items: list[tuple[str, Any]]) -> None:

@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
@@ -77,12 +77,18 @@ class SpanPipe(SpanProcessor):
         resource: Resource,
         scope: InstrumentationScope,
         settings: Settings | None = None,
+        *,
+        raw: SpanExporter | None = None,
+        compress: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """``exporter`` takes the public path; ``raw``, if given, the encoded and ``compress``-ed bytes."""
         self._exporter = exporter
+        self._raw = raw
         self._resource = resource
         self._scope = scope
         self._envelope = envelope(resource, scope)
-        self._send = bytes_sender(exporter)
+        self._send = bytes_sender(exporter if raw is None else raw)
+        self._compress = compress if raw is not None else None
         if self._send is None:
             HEALTH.log_once(
                 "otel-internals",
@@ -184,7 +190,7 @@ class SpanPipe(SpanProcessor):
                 HEALTH.log_once("encode", "spendscope: a span needed the generic OTLP encoder", exc_info=True)
             else:
                 try:
-                    return send(data)
+                    return send(self._compress(data) if self._compress is not None else data)
                 except AttributeError:
                     self._send = None
                     HEALTH.log_once(
@@ -230,3 +236,5 @@ class SpanPipe(SpanProcessor):
             self._cond.notify_all()
         self._worker.join(_SHUTDOWN_WAIT_S)
         self._exporter.shutdown()  # also ends the exporter's retry waits, should the worker be in one
+        if self._raw is not None:
+            self._raw.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -87,8 +88,11 @@ class OtlpSink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
-                if self.headers.get("content-encoding") == "gzip":
+                encoding = self.headers.get("content-encoding")
+                if encoding == "gzip":
                     body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
                 sink.requests.append(ExportTraceServiceRequest.FromString(body))
                 sink.headers.append({k.lower(): v for k, v in self.headers.items()})
                 self.send_response(200)

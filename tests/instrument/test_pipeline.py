@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any
@@ -163,3 +164,48 @@ def test_flush_is_bounded_when_the_collector_hangs(fake_openai: Any, monkeypatch
         handle.uninstrument()
         assert time.perf_counter() - started < 15
         listener.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_exports_its_own_calls(
+    fake_openai: Any, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pre-fork servers (gunicorn) instrument in the parent: the child needs its own export thread.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    handle = spendscope.instrument(service_name="forked")
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: one call, flushed, then leave without running the parent's cleanup
+            status = 1
+            try:
+                client = openai.OpenAI(
+                    base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0
+                )
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                status = 0 if handle.force_flush(5000) else 2
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        handle.uninstrument()
+    assert [span.name for _, span in sink.spans()] == ["chat gpt-4o-mini"]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "deflate", "none"])
+def test_compression_follows_the_standard_variables(
+    fake_openai: Any, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch, compression: str | None
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{sink.url}/v1/traces")
+    if compression is not None:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", compression)
+    handle = spendscope.instrument(service_name="compressed")
+    try:
+        client = openai.OpenAI(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert handle.force_flush(5000)
+    finally:
+        handle.uninstrument()
+    expected = {None: "gzip", "gzip": "gzip", "deflate": "deflate", "none": None}[compression]
+    assert sink.headers[0].get("content-encoding") == expected
+    assert [span.name for _, span in sink.spans()] == ["chat gpt-4o-mini"]
