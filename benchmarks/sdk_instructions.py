@@ -120,6 +120,9 @@ def _flush(handles: dict[str, Any]) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    if args.breakdown:
+        _breakdown_worker(args)
+        return
     import openai
 
     os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = args.sink
@@ -190,6 +193,120 @@ def _worker(args: argparse.Namespace) -> None:
                 tool.off()
     with open(args.names, "w") as handle:
         json.dump(regions.names, handle)
+
+
+def _breakdown_worker(args: argparse.Namespace) -> None:
+    """Each piece of the hook and of the export alone, on a real request, response and spans.
+
+    Reads spendscope's internals (the patcher, the recorder, the pipeline): it is a profile of
+    this version, not a contract.
+    """
+    import openai
+    from opentelemetry import context as otel_context
+
+    import spendscope
+    from spendscope.instrument import attribution, routes
+    from spendscope.instrument.call import Call, Recorder
+    from spendscope.instrument.otlp import encode_records
+    from spendscope.instrument.parsing import parse_json, parse_request, response_attributes
+    from spendscope.instrument.sse import summarize_stream
+
+    os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = args.sink
+    client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)
+    handle = spendscope.instrument(service_name="bench")
+    response = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ).http_response
+    request, body = response.request, response.content
+    patcher = handle._patcher
+    recorder: Any = patcher.recorder
+    pipe = recorder._pipe
+    records: list[Any] = []
+    pipe.add = records.append  # the spans of the next calls, kept to be encoded below
+    for _ in range(16):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    del pipe.add
+    route = routes.classify("POST", request.url.path)
+    info = parse_request(request.content)
+
+    class Discard(Recorder):
+        def emit(self, *_: Any) -> None:
+            pass
+
+    discard = Discard(recorder.tracer, False)
+
+    def call(sink: Recorder = discard) -> Any:
+        return Call(sink, route, info, host="127.0.0.1", port=1, attempt=0, attribution=None, context=None)
+
+    def responded() -> Any:
+        made = call()
+        made.response(response.status_code, response.headers.raw)
+        return made
+
+    done = responded()
+    done.body(body)
+    attrs = done.attrs
+    data = encode_records(records, pipe._envelope)
+    chunk = (
+        b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+        b'"choices":[{"index":0,"delta":{"content":"word"},"finish_reason":null}],"usage":null}\n\n'
+    )
+    tail = (
+        chunk * 199
+        + chunk.replace(b'"finish_reason":null', b'"finish_reason":"stop"')
+        + (
+            b'data: {"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":200}}'
+            b"\n\ndata: [DONE]\n\n"
+        )
+    )
+    url = request.url
+    spans = len(records)
+
+    def headers() -> None:
+        call().response(response.status_code, response.headers.raw)
+
+    def record() -> None:
+        recorder.emit("chat m", None, dict(attrs), 1, 2, None)
+
+    # (what, repeats, operations per repeat, the work)
+    pieces: list[tuple[str, int, int, Callable[[], Any]]] = [
+        (
+            "hook: route, host and port",
+            32,
+            1,
+            lambda: (routes.classify("POST", url.path), url.host, url.port),
+        ),
+        ("hook: request body (JSON)", 32, 1, lambda: parse_request(request.content)),
+        ("hook: retry-count header", 32, 1, lambda: request.headers.get("x-stainless-retry-count")),
+        ("hook: attribution and context", 32, 1, lambda: (attribution.current(), otel_context.get_current())),
+        ("hook: Call()", 32, 1, call),
+        ("hook: request side in all (the four above + Call)", 32, 1, lambda: patcher.begin(request)),
+        ("hook: Call() + response headers", 32, 1, headers),
+        ("hook: response body (JSON)", 32, 1, lambda: response_attributes(parse_json(body), {})),
+        ("hook: the record (ids, sampling, queue)", 32, 1, record),
+        ("export: encode, per span", 4, spans, lambda: encode_records(records, pipe._envelope)),
+        ("export: compress, per span", 4, spans, lambda: pipe._compress(data)),
+        (f"export: one HTTP request ({spans} spans)", 4, 1, lambda: pipe._send(pipe._compress(data))),
+        (
+            "stream: end-of-stream summary (200 chunks)",
+            8,
+            1,
+            lambda: summarize_stream(tail, chunk, "chat", {}),
+        ),
+    ]
+    regions = _Regions()
+    for name, repeats, per, piece in pieces:
+        piece()  # warm (caches, specialization) before counting
+
+        def repeat(piece: Callable[[], Any] = piece, repeats: int = repeats) -> None:
+            for _ in range(repeats):
+                piece()
+
+        regions.measure(f"{name}|{repeats * per}", repeat)
+    handle.force_flush()
+    handle.uninstrument()
+    with open(args.names, "w") as handle_:
+        json.dump(regions.names, handle_)
 
 
 # --- the parent: processes, callgrind, the table ----------------------------------------------------
@@ -279,11 +396,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for path in glob.glob(os.path.join(directory, "*")):
                 shutil.copy(path, kept)
             print(f"  callgrind dumps and region names kept in {kept}")
+    if args.breakdown:
+        print("  instructions per operation (callgrind), each piece alone:")
+        for label, total in costs.items():
+            name, count = label.rsplit("|", 1)
+            print(f"    {name:<52}{_k(total / int(count)):>9}")
+        return {
+            "breakdown": {
+                label.rsplit("|", 1)[0]: total / int(label.rsplit("|", 1)[1])
+                for label, total in costs.items()
+            }
+        }
     return _report(args, costs)
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
-    return [
+    return ["--breakdown"] * args.breakdown + [
         "--calls", str(args.calls), "--streams", str(args.streams), "--chunks", str(args.chunks),
         "--long-streams", str(args.long_streams), "--long-chunks", str(args.long_chunks),
         "--repeat", str(args.repeat), "--batch", str(args.batch), "--tools", ",".join(args.tools),
@@ -379,6 +507,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", default=None, help="copy the callgrind dumps to this directory")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: one small round, no batch request")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="instead: each piece of the hook and the export alone"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", help=argparse.SUPPRESS)
