@@ -21,6 +21,7 @@ __all__ = [
     "header_attributes",
     "parse_duration",
     "parse_json",
+    "parse_json_text",
     "parse_request",
     "response_attributes",
     "usage_attributes",
@@ -55,18 +56,36 @@ def parse_json(body: bytes) -> Any:
     if not body or len(body) > MAX_JSON_BYTES:
         return None
     try:
-        # UTF-8 (what OpenAI and gateways send) decoded here and scanned directly: json.loads'
-        # encoding detection and whitespace matching cost more than a typical request's decoding.
-        text = body.decode("utf-8")
-        value, end = _DECODER.raw_decode(text)
-        if end == len(text) or text[end:].isspace():
+        # UTF-8 (what OpenAI and gateways send) decoded and scanned here: json.loads' detection of
+        # the encoding of bytes and its whitespace regexes cost more than a typical request's JSON.
+        scanned, value = _scan(body.decode("utf-8"))
+        if scanned:
             return value
-    except ValueError:  # also UnicodeDecodeError: json.loads decides (UTF-16/32, a BOM, whitespace)
+    except UnicodeDecodeError:
         pass
     try:
-        return json.loads(body)
+        return json.loads(body)  # UTF-16/32, a BOM, leading whitespace...
     except ValueError:
         return None
+
+
+def parse_json_text(text: str) -> Any:
+    """``json.loads`` of text that answers None for anything undecodable."""
+    scanned, value = _scan(text)
+    if scanned:
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _scan(text: str) -> tuple[bool, Any]:
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return False, None
+    return end == len(text) or text[end:].isspace(), value
 
 
 def _str(value: object) -> str | None:

@@ -7,13 +7,12 @@ end, this module reads the events in that tail: the usage chunk of Chat Completi
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from spendscope import semconv as sc
-from spendscope.instrument.parsing import response_attributes, usage_attributes
+from spendscope.instrument.parsing import parse_json_text, response_attributes, usage_attributes
 
 __all__ = ["iter_events", "summarize_stream"]
 
@@ -28,18 +27,16 @@ _SET_FINISH = re.compile(r'"finish_reason"\s*:\s*"')
 def _blocks(data: bytes, last: int | None) -> list[str]:
     """The text of the event blocks of ``data`` (only the ``last`` N, when given)."""
     if last is not None and b"\r" not in data:
-        # The last N blocks are found on the bytes, from the right, so that only they are decoded
-        # (what ``text.rsplit("\n\n", last)`` keeps, without decoding a 64 KiB tail).
-        start = end = len(data)
-        for _ in range(last):
-            found = data.rfind(b"\n\n", 0, end)
-            if found < 0:
-                start = 0
-                break
-            start = end = found
-        else:
-            start += 2
-        return data[start:].decode("utf-8", "replace").split("\n\n")
+        # Only a window at the end is decoded and split, widened until it holds the last N blocks:
+        # what ``text.rsplit("\n\n", last)`` keeps, without decoding a 64 KiB tail.
+        window = 4096
+        while True:
+            blocks = data[-window:].decode("utf-8", "replace").rsplit("\n\n", last)
+            if len(blocks) > last:
+                return blocks[1:]  # the first piece is everything before the last blocks, unsplit
+            if window >= len(data):
+                return blocks
+            window *= 4
     text = data.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -98,13 +95,6 @@ def _candidates(blocks: list[str]) -> list[str] | None:
     return found
 
 
-def _loads(payload: str) -> Any:
-    try:
-        return json.loads(payload)
-    except ValueError:
-        return None
-
-
 def _interesting(event: str | None, payload: str) -> bool:
     """Whether an event can carry usage, a finish reason, an error or the terminal response.
 
@@ -156,7 +146,7 @@ def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> t
             continue
         if not _interesting(event, payload):
             continue
-        obj = _loads(payload)
+        obj = parse_json_text(payload)
         if not isinstance(obj, dict):
             continue
         kind = obj.get("type") if event is None else event
@@ -204,7 +194,7 @@ def _identity_from(data: bytes, attrs: Attributes) -> bool:
     for _event, payload in iter_events(data):
         if '"model"' not in payload:
             continue
-        obj = _loads(payload)
+        obj = parse_json_text(payload)
         if isinstance(obj, dict):
             inner = obj.get("response")
             source = inner if isinstance(inner, dict) else obj

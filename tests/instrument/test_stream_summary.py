@@ -79,3 +79,18 @@ def test_window_scan_concludes_what_reading_every_event_does(
         patch.setattr(sse, "_candidates", lambda blocks: None)
         reference_result = sse.summarize_stream(data, b"", "chat_completions", reference)
     assert (fast_result, fast) == (reference_result, reference)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(st.text(alphabet="ab é😀\n", max_size=30), st.just("\n\n"), st.text(max_size=3000)),
+        max_size=60,
+    ),
+    last=st.integers(1, 20),
+)
+def test_the_tail_window_holds_the_blocks_a_whole_split_does(parts: list[str], last: int) -> None:
+    data = "".join(parts).replace("\r", "").encode()
+    blocks = data.decode("utf-8", "replace").rsplit("\n\n", last)
+    expected = blocks[1:] if len(blocks) > last else blocks
+    assert sse._blocks(data, last) == expected
