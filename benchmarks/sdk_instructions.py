@@ -39,10 +39,11 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.sdk_setup import MESSAGES, calls, processes
+
 __all__ = ["main", "run"]
 
 MARKER = "math_lcm"  # the C function whose entry makes callgrind dump (math.lcm)
-MESSAGES = [{"role": "user", "content": "Summarize our cloud spend for the quarter in one line."}]
 TOOLS = ("spendscope", "spendscope*", "official")
 # The batch processor must never export on its own while regions are measured: no timer, and a
 # batch size above anything queued, so every export happens in an explicit flush region.
@@ -128,21 +129,8 @@ def _worker(args: argparse.Namespace) -> None:
     os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = args.sink
     client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)
 
-    def plain() -> None:
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-
-    def streamer(chunks: int) -> Callable[[], None]:
-        def stream() -> None:
-            for _ in client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=MESSAGES,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_headers={"x-fake-chunks": str(chunks)},
-            ):
-                pass
-
-        return stream
+    plain, stream = calls(client, args.chunks)
+    long_stream = calls(client, args.long_chunks)[1]
 
     def times(call: Callable[[], None], n: int) -> Callable[[], None]:
         def run() -> None:
@@ -154,8 +142,8 @@ def _worker(args: argparse.Namespace) -> None:
     tools = _worker_tools(args.sink)
     workloads = [
         ("plain", plain, args.calls),
-        ("stream", streamer(args.chunks), args.streams),
-        ("long", streamer(args.long_chunks), args.long_streams),
+        ("stream", stream, args.streams),
+        ("long", long_stream, args.long_streams),
     ]
     for tool in tools.values():  # every code path run once before anything is counted
         tool.on()
@@ -347,14 +335,12 @@ def _k(value: float) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the worker under callgrind against native fake/sink processes; print and return the figures."""
-    from benchmarks.sdk import _processes
-
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("benchmarks.sdk --instructions needs valgrind (apt-get install valgrind)")
     with (
         tempfile.TemporaryDirectory(prefix="spendscope-callgrind-") as directory,
-        _processes() as (
+        processes() as (
             base_url,
             api_key,
             sink,
