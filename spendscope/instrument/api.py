@@ -134,16 +134,14 @@ def uninstrument() -> None:
 
 
 def _at_exit(handle: Instrumentation) -> None:
-    # Spans still queued at interpreter exit are flushed, with a bound so a dead collector
-    # cannot hold the process open.
     if handle.active:
-        handle.force_flush(3000)
         _shutdown_provider(handle.tracer_provider, handle._log_filter)
 
 
 def _shutdown_provider(provider: Any, log_filter: logging.Filter | None) -> None:
+    # Shutting spendscope's provider down exports what is still queued, for at most
+    # pipeline.SHUTDOWN_WAIT_S, so that a dead collector cannot hold the process open.
     try:
-        provider.force_flush(3000)
         provider.shutdown()
     except Exception:
         HEALTH.internal_error("shutdown")

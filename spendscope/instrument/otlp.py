@@ -127,13 +127,20 @@ def _encode_missing(parts: list[bytes | None], items: list[tuple[str, Any]]) -> 
                 pass
 
 
+def _cached(item: tuple[str, Any]) -> bytes | None:
+    try:
+        return _attrs.get((item, type(item[1])))
+    except TypeError:
+        return None
+
+
 def _attributes(attrs: dict[str, Any]) -> list[bytes]:
     items = list(attrs.items())
     get = _attrs.get
     try:
         parts: list[bytes | None] = list(map(get, zip(items, map(type, attrs.values()), strict=True)))
     except TypeError:  # an unhashable value (a list): looked up one by one
-        parts = [None if type(v) is list else get(((k, v), type(v))) for k, v in items]
+        parts = [_cached(item) for item in items]
     if not all(parts):
         _encode_missing(parts, items)
     return parts  # type: ignore[return-value]

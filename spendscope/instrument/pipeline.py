@@ -32,13 +32,15 @@ from spendscope.instrument.otel_internals import bytes_sender, suppress_instrume
 from spendscope.instrument.otlp import encode_records, envelope
 from spendscope.instrument.record import SpanRecord, to_readable_spans
 
-__all__ = ["Settings", "SpanPipe"]
+__all__ = ["SHUTDOWN_WAIT_S", "Settings", "SpanPipe"]
 
 _log = logging.getLogger("spendscope")
-_SHUTDOWN_WAIT_S = 5.0
+SHUTDOWN_WAIT_S = 3.0  # the most a shutdown (uninstrument, interpreter exit) waits for the last export
 
 
 class Settings(NamedTuple):
+    """The queue's bounds, named and defaulted as the SDK's batch span processor's."""
+
     max_queue_size: int = 2048
     schedule_delay_millis: int = 1000
     max_export_batch_size: int = 512
@@ -114,7 +116,6 @@ class SpanPipe(SpanProcessor):
         # Also run in a forked child: the parent's thread and lock state do not survive a fork.
         self._queue.clear()
         self._cond = threading.Condition(threading.Lock())
-        self._export_lock = threading.Lock()
         self._flush_requested = 0
         self._flushed = 0
         self._worker = threading.Thread(target=self._run, name="spendscope-export", daemon=True)
@@ -163,21 +164,21 @@ class SpanPipe(SpanProcessor):
                 return
 
     def _drain(self) -> None:
-        with self._export_lock:
-            queue, size = self._queue, self.settings.max_export_batch_size
-            while queue:
-                batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-                try:
-                    self._export(batch)
-                except Exception:
-                    HEALTH.count("export_failed_spans", len(batch))
-                    HEALTH.log_once("export-internal", "spendscope: export failed", exc_info=True)
+        """Export everything queued, in batches (only the worker thread exports)."""
+        queue, size = self._queue, self.settings.max_export_batch_size
+        while queue:
+            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+            try:
+                self._export(batch)
+            except Exception:
+                HEALTH.count("export_failed_spans", len(batch))
+                HEALTH.log_once("export-internal", "spendscope: export failed", exc_info=True)
 
     def _export(self, batch: list[SpanRecord | ReadableSpan]) -> None:
         records = [item for item in batch if type(item) is SpanRecord]
         if len(records) != len(batch):
-            spans = [item for item in batch if type(item) is not SpanRecord]
-            self._outcome(self._exporter.export(spans) is SpanExportResult.SUCCESS, len(spans))  # type: ignore[arg-type]
+            spans = [item for item in batch if isinstance(item, ReadableSpan)]
+            self._outcome(self._exporter.export(spans) is SpanExportResult.SUCCESS, len(spans))
         if records:
             self._outcome(self._export_records(records), len(records))
 
@@ -234,7 +235,7 @@ class SpanPipe(SpanProcessor):
                 return
             self._shutdown = True
             self._cond.notify_all()
-        self._worker.join(_SHUTDOWN_WAIT_S)
+        self._worker.join(SHUTDOWN_WAIT_S)
         self._exporter.shutdown()  # also ends the exporter's retry waits, should the worker be in one
         if self._raw is not None:
             self._raw.shutdown()

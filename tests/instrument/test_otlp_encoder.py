@@ -96,3 +96,14 @@ def test_unknown_value_types_are_refused() -> None:
     record = SpanRecord("x", 1, 2, 0, False, None, 1, 2, None, {"bad": {"a": 1}})
     with pytest.raises(TypeError):
         encode_records([record], envelope(RESOURCES[0], SCOPES[0]))
+
+
+def test_unhashable_values_are_encoded_every_time() -> None:
+    record = SpanRecord(
+        "x", 1, 2, 0, False, None, 1, 2, None, {"names": ["a", "b"], "nested": (["x"], "y"), "n": 3}
+    )
+    resource, scope = RESOURCES[0], SCOPES[0]
+    for _ in range(2):
+        assert encode_records([record], envelope(resource, scope)) == (
+            encode_spans(to_readable_spans([record], resource, scope)).SerializeToString()
+        )

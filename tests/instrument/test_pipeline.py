@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -208,4 +210,24 @@ def test_compression_follows_the_standard_variables(
         handle.uninstrument()
     expected = {None: "gzip", "gzip": "gzip", "deflate": "deflate", "none": None}[compression]
     assert sink.headers[0].get("content-encoding") == expected
+    assert [span.name for _, span in sink.spans()] == ["chat gpt-4o-mini"]
+
+
+def test_queued_spans_are_exported_at_interpreter_exit(fake_openai: Any, sink: OtlpSink) -> None:
+    app = (
+        "import sys, openai, spendscope\n"
+        "spendscope.instrument(service_name='exiting')\n"
+        "client = openai.OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)\n"
+        "client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
+    )
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{sink.url}/v1/traces"}
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "600000"  # nothing is exported before the exit
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", app, fake_openai.base_url, fake_openai.api_key],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    assert time.perf_counter() - started < 30
     assert [span.name for _, span in sink.spans()] == ["chat gpt-4o-mini"]
