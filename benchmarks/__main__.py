@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [--only sdk,ingest,query]``."""
+"""Run every benchmark: ``python -m benchmarks [--quick] [--only sdk,ingest,query,dashboard,lake]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("sdk", "ingest", "query", "dashboard")
+BENCHMARKS = ("sdk", "ingest", "query", "dashboard", "lake")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -274,14 +274,14 @@ def run_collector_bench(
 def run_baseline(n_requests: int, workdir: Path) -> float:
     """Plain DuckDB: the same rows, pre-built as Arrow, inserted 512 at a time into ``calls``."""
     from spendscope.collector.ingest import build_batch, insert_batch
-    from spendscope.collector.otlp import decode_protobuf
+    from spendscope.collector.normalize import rows_from_protobuf
     from spendscope.collector.pricer import Pricer
     from spendscope.collector.store import Store
     from spendscope.pricing import PriceTable
 
     payloads = build_payloads(n_requests, 99, time.time_ns() - 86_400 * 10**9)
     pricer = Pricer(PriceTable.default())
-    batches = [build_batch(decode_protobuf(b), pricer) for b in payloads]
+    batches = [build_batch(rows_from_protobuf(b), pricer) for b in payloads]
     tables = [b.table for b in batches if b.table is not None]
     store = Store(str(workdir / "baseline.duckdb"))
     store.migrate()

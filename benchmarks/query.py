@@ -5,10 +5,13 @@ rolls it up the way the collector does, then times through a real collector's HT
 
 * ``/api/v1/spend?group_by=day,model`` over the last 30 days (rollups + the partial edge days);
 * ``/api/v1/latency?group_by=model`` over 30 days (percentiles from the daily latency histograms
-  + the partial edge days).
+  + the partial edge days);
+* ``/metrics``, a Prometheus scrape: all-time totals by service, model and project (rollups + the
+  dirty current day), the latest rate-limit headroom of the last 24 hours, alerts and health.
 
 The same-run baseline is the equivalent raw SQL on the base table (no rollup, no HTTP, exact
-percentiles). The load average is printed with the figures: the VM may be shared.
+percentiles; for the scrape, the all-time totals alone). The load average is printed with the
+figures: the VM may be shared.
 
     python -m benchmarks.query [--rows 1000000] [--large] [--runs 15] [--quick]
 """
@@ -101,15 +104,23 @@ SELECT model, count(*), quantile_cont(duration_s, [0.5, 0.95, 0.99]) FILTER (WHE
        quantile_cont(ttfc_s, [0.5, 0.95]) FILTER (WHERE NOT is_error)
 FROM calls WHERE start_time >= $start AND start_time < $end GROUP BY model ORDER BY model
 """
+_RAW_METRICS = """
+SELECT service, model, project, count(*), count(*) FILTER (WHERE is_error), sum(input_tokens),
+       sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost_usd),
+       count(*) FILTER (WHERE cost_usd IS NULL)
+FROM calls GROUP BY ALL
+"""
+_NAMES = ("spend", "latency", "metrics")
 
 
 def build_db(path: Path, rows: int, now: datetime) -> None:
     """``rows`` calls evenly spread over the 32 days before ``now``, rolled up."""
+    from spendscope.collector.components import migrate
     from spendscope.collector.rollups import roll_dirty_days
     from spendscope.collector.store import Store
 
     store = Store(str(path))
-    store.migrate()
+    migrate(store)
     con = store.connection
     span_us = int(timedelta(days=32).total_seconds() * 1e6)
     t0 = now - timedelta(days=32)
@@ -129,20 +140,21 @@ def _time_raw(path: Path, start: datetime, end: datetime, runs: int) -> dict[str
 
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
-    out: dict[str, list[float]] = {"spend": [], "latency": []}
-    for name, sql in (("spend", _RAW_SPEND), ("latency", _RAW_LATENCY)):
+    out: dict[str, list[float]] = {name: [] for name in _NAMES}
+    for name, sql in zip(_NAMES, (_RAW_SPEND, _RAW_LATENCY, _RAW_METRICS), strict=True):
+        params = {"start": start, "end": end} if "$start" in sql else {}
         for _ in range(_WARMUP):  # cold runs, not counted
-            con.execute(sql, {"start": start, "end": end}).fetchall()
+            con.execute(sql, params).fetchall()
         for _ in range(runs):
             t = time.perf_counter()
-            con.execute(sql, {"start": start, "end": end}).fetchall()
+            con.execute(sql, params).fetchall()
             out[name].append((time.perf_counter() - t) * 1000)
     con.close()
     return out
 
 
 def _time_api(port: int, start: datetime, end: datetime, runs: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"spend": [], "latency": []}
+    out: dict[str, list[float]] = {name: [] for name in _NAMES}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     paths = {
         "spend": "/api/v1/spend?"
@@ -151,6 +163,7 @@ def _time_api(port: int, start: datetime, end: datetime, runs: int) -> dict[str,
         ),
         "latency": "/api/v1/latency?"
         + urllib.parse.urlencode({"start": start.isoformat(), "end": end.isoformat(), "group_by": "model"}),
+        "metrics": "/metrics",
     }
     for name, path in paths.items():
         for i in range(runs + _WARMUP):
@@ -162,8 +175,11 @@ def _time_api(port: int, start: datetime, end: datetime, runs: int) -> dict[str,
                 raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
             if i >= _WARMUP:  # the first runs read cold pages
                 out[name].append((time.perf_counter() - t) * 1000)
-        rows = json.loads(body)["rows"]
-        print(f"  ({name}: {len(rows)} rows)")
+        if name == "metrics":
+            samples = [line for line in body.decode().splitlines() if line and not line.startswith("#")]
+            print(f"  ({name}: {len(samples)} samples, {len(body):,} bytes)")
+        else:
+            print(f"  ({name}: {len(json.loads(body)['rows'])} rows)")
     return out
 
 
@@ -236,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, label, target in (
             ("spend", "spend group_by=day,model, 30 days", 100),
             ("latency", "latency percentiles per model, 30 days", 500),
+            ("metrics", "Prometheus scrape /metrics (all-time totals, headroom, health)", 100),
         ):
             ratio = statistics.median(api[name]) / statistics.median(raw[name])
             print(f"  {label}")

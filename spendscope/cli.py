@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "spendscope.dashboard.cli",
     "spendscope.collector.sync.cli",
     "spendscope.collector.alerts.cli",
+    "spendscope.collector.lake.cli",
 ]
 
 

@@ -1,257 +1,373 @@
-"""The JSON query API (``/api/v1/*``) and ``/healthz``.
+"""The core JSON query API (``/api/v1/*``) and ``/healthz``.
 
 Every list endpoint answers ``{"rows": [...], ...}``; money is a plain decimal string; bad input
-answers 400 with ``{"error": "..."}`` naming the parameter and the problem.
+answers 400 with ``{"error": "..."}`` naming the parameter and the problem (see :mod:`web`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse
 
 from spendscope.collector import queries as q
+from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.redact import redact_attributes, redact_text
 from spendscope.collector.reprice import reprice
+from spendscope.collector.schema import COLUMNS, TOKEN_FIELDS, Column
+from spendscope.collector.web import Endpoint, Keys, Limit, Params, TimeRange, Timestamp
+from spendscope.isotime import format_time
+from spendscope.pricing.model import MONEY_FIELDS, TIERS
 
-__all__ = ["BadRequest", "api_routes", "parse_group_by", "parse_time"]
+__all__ = ["ENDPOINTS", "SPEND_MEASURES", "healthz_payload"]
 
 log = logging.getLogger("spendscope.collector.api")
 
-_MAX_JSON_BODY = 1 << 20
-_DEFAULT_RANGE = timedelta(days=30)
+
+def _fetch(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
+    return ctx.store.read(lambda cur: q.fetch_dicts(cur, query))
 
 
-class BadRequest(ValueError):
-    """Invalid query input; the message is returned to the client with status 400."""
+def _range(p: TimeRange) -> dict[str, str]:
+    return {"start": format_time(p.start), "end": format_time(p.end)}
 
 
-def parse_time(name: str, value: str | None, default: datetime | None = None) -> datetime:
-    """ISO 8601 with a zone (``Z`` or an offset), or a bare date meaning that UTC day's start."""
-    if value is None or value == "":
-        if default is None:
-            raise BadRequest(f"{name} is required")
-        return default
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {value!r} is not an ISO 8601 date or time") from None
-    if t.tzinfo is None:
-        raise BadRequest(f"{name}: {value!r} has no time zone; add Z or an offset such as +00:00")
-    return t.astimezone(UTC)
+class SpendParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(q.GROUP_KEYS)] = ()
+    rollup: bool = Field(True, description="false reads calls only (the reference answer)")
 
 
-def parse_group_by(value: str | None, allowed: frozenset[str] | None = None) -> list[str]:
-    keys = [k.strip() for k in (value or "").split(",") if k.strip()]
-    valid = allowed if allowed is not None else frozenset(q.GROUP_KEYS)
-    for k in keys:
-        if k not in valid:
-            raise BadRequest(f"group_by: unknown key {k!r}; use any of {', '.join(sorted(valid))}")
-    if len(set(keys)) != len(keys):
-        raise BadRequest("group_by: a key is repeated")
-    return keys
-
-
-def _range(ctx: CollectorContext, request: Request) -> tuple[datetime, datetime]:
-    params = request.query_params
-    end = parse_time("end", params.get("end"), ctx.clock())
-    start = parse_time("start", params.get("start"), end - _DEFAULT_RANGE)
-    if start >= end:
-        raise BadRequest("start must be before end")
-    return start, end
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _guard(fn: Callable[[CollectorContext, Request], Awaitable[Response]], ctx: CollectorContext) -> Handler:
-    async def handler(request: Request) -> Response:
-        try:
-            return await fn(ctx, request)
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    return handler
-
-
-def _read(ctx: CollectorContext, query: q.Query) -> list[dict[str, Any]]:
-    cur = ctx.store.cursor()
-    try:
-        return q.fetch_dicts(cur, query)
-    finally:
-        cur.close()
-
-
-async def spend(ctx: CollectorContext, request: Request) -> Response:
-    start, end = _range(ctx, request)
-    keys = parse_group_by(request.query_params.get("group_by"))
-    use_rollup = request.query_params.get("rollup") != "false"
-
-    def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_spend(cur, start, end, keys, use_rollup=use_rollup)
-        finally:
-            cur.close()
-
-    rows, totals = await run_in_threadpool(read)
-    return JSONResponse(
-        {"start": _iso(start), "end": _iso(end), "group_by": keys, "rows": rows, "totals": totals}
+async def spend(ctx: CollectorContext, p: SpendParams) -> dict[str, Any]:
+    rows, totals = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_spend(cur, p.start, p.end, p.group_by, use_rollup=p.rollup)
     )
+    return {**_range(p), "group_by": p.group_by, "rows": rows, "totals": totals}
 
 
-async def latency(ctx: CollectorContext, request: Request) -> Response:
-    start, end = _range(ctx, request)
-    keys = parse_group_by(request.query_params.get("group_by", "model"), q.LATENCY_GROUP_KEYS)
-    exact = request.query_params.get("exact") == "true"
+class LatencyParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(q.LATENCY_GROUP_KEYS)] = ("model",)
+    exact: bool = Field(False, description="exact percentiles from calls instead of the daily histograms")
 
-    def read() -> list[dict[str, Any]]:
-        cur = ctx.store.cursor()
-        try:
-            return q.run_latency(cur, start, end, keys, exact=exact)
-        finally:
-            cur.close()
 
-    rows = await run_in_threadpool(read)
-    approximate = not exact and set(keys) <= q.HIST_KEYS
-    return JSONResponse(
-        {"start": _iso(start), "end": _iso(end), "group_by": keys, "approximate": approximate, "rows": rows}
+async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(
+        ctx.store.read, lambda cur: q.run_latency(cur, p.start, p.end, p.group_by, exact=p.exact)
     )
+    approximate = not p.exact and set(p.group_by) <= q.HIST_KEYS
+    return {**_range(p), "group_by": p.group_by, "approximate": approximate, "rows": rows}
 
 
-async def errors(ctx: CollectorContext, request: Request) -> Response:
-    start, end = _range(ctx, request)
-    keys = parse_group_by(request.query_params.get("group_by", "error_type"))
-    rows = await run_in_threadpool(_read, ctx, q.build_errors(start, end, keys))
-    return JSONResponse({"start": _iso(start), "end": _iso(end), "group_by": keys, "rows": rows})
+class ErrorsParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(q.GROUP_KEYS)] = ("error_type",)
 
 
-async def ratelimits(ctx: CollectorContext, request: Request) -> Response:
-    now = ctx.clock()
-    since = parse_time("since", request.query_params.get("since"), now - timedelta(hours=24))
-    rows = await run_in_threadpool(_read, ctx, q.build_ratelimits(since))
-    return JSONResponse({"since": _iso(since), "rows": rows})
+async def errors(ctx: CollectorContext, p: ErrorsParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(_fetch, ctx, q.build_errors(p.start, p.end, p.group_by))
+    return {**_range(p), "group_by": p.group_by, "rows": rows}
 
 
-async def prices(ctx: CollectorContext, request: Request) -> Response:
-    at_param = request.query_params.get("at")
-    at = parse_time("at", at_param) if at_param else None
-    rows = ctx.prices.rows(at=at)
-    return JSONResponse({"version": ctx.prices.version, "at": _iso(at) if at else None, "rows": rows})
+class RatelimitsParams(Params):
+    since: Timestamp | None = Field(None, description="default 24 hours ago")
 
 
-async def reprice_endpoint(ctx: CollectorContext, request: Request) -> Response:
-    body = await request.body()
-    if len(body) > _MAX_JSON_BODY:
-        return JSONResponse({"error": "body too large"}, status_code=413)
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        raise BadRequest('body must be JSON such as {"since": "2026-01-01T00:00:00Z"}') from None
-    if not isinstance(doc, dict):
-        raise BadRequest("body must be a JSON object")
-    since = parse_time("since", doc.get("since"))
-    result = await run_in_threadpool(reprice, ctx, since)
-    return JSONResponse(result)
+async def ratelimits(ctx: CollectorContext, p: RatelimitsParams) -> dict[str, Any]:
+    since = p.since or ctx.clock() - timedelta(hours=24)
+    rows = await run_in_threadpool(_fetch, ctx, q.build_ratelimits(since))
+    return {"since": format_time(since), "rows": rows}
 
 
-async def alerts_placeholder(ctx: CollectorContext, request: Request) -> Response:
-    state = request.query_params.get("state", "firing")
-    if state not in ("firing", "resolved", "all"):
-        raise BadRequest("state must be firing, resolved or all")
-    return JSONResponse({"rows": []})
+class PricesParams(Params):
+    at: Timestamp | None = Field(None, description="the prices in force then; default every version")
 
 
-def _limit(request: Request, default: int = 100, maximum: int = 10_000) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise BadRequest(f"limit: {raw!r} is not an integer") from None
-    if not 1 <= n <= maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}")
-    return n
+async def prices(ctx: CollectorContext, p: PricesParams) -> dict[str, Any]:
+    rows = ctx.prices.rows(at=p.at)
+    return {"version": ctx.prices.version, "at": format_time(p.at) if p.at else None, "rows": rows}
 
 
-async def rejected(ctx: CollectorContext, request: Request) -> Response:
-    limit = _limit(request)
+class RepriceBody(Params):
+    since: Timestamp = Field(description="re-price calls that started at or after this time")
+
+
+async def reprice_endpoint(ctx: CollectorContext, p: RepriceBody) -> dict[str, Any]:
+    result: dict[str, Any] = await run_in_threadpool(reprice, ctx, p.since)
+    return result
+
+
+class RejectedParams(Params):
+    limit: Annotated[int, Limit()] = 100
+
+
+async def rejected(ctx: CollectorContext, p: RejectedParams) -> dict[str, Any]:
     query = q.Query(
         "SELECT received_at, trace_id, span_id, service, span_name, reason, attributes "
         "FROM rejected_spans ORDER BY received_at DESC LIMIT $limit",
-        {"limit": limit},
+        {"limit": p.limit},
     )
-    rows = await run_in_threadpool(_read, ctx, query)
-    return JSONResponse({"rows": rows})
+    rows = await run_in_threadpool(_fetch, ctx, query)
+    for r in rows:  # rows stored before redaction existed are redacted on the way out
+        r["attributes"] = _redacted_json(r["attributes"])
+    return {"rows": rows}
 
 
-async def calls(ctx: CollectorContext, request: Request) -> Response:
-    start, end = _range(ctx, request)
-    limit = _limit(request)
+def _redacted_json(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    return json.dumps(redact_attributes(doc) if isinstance(doc, dict) else doc)
+
+
+class CallsParams(TimeRange):
+    limit: Annotated[int, Limit()] = 100
+
+
+async def calls(ctx: CollectorContext, p: CallsParams) -> dict[str, Any]:
     query = q.Query(
         "SELECT * EXCLUDE (tags), map_keys(tags) AS tag_keys, map_values(tags) AS tag_values FROM calls "
         "WHERE start_time >= $start AND start_time < $end ORDER BY start_time DESC LIMIT $limit",
-        {"start": start, "end": end, "limit": limit},
+        {"start": p.start, "end": p.end, "limit": p.limit},
     )
-    raw = await run_in_threadpool(_read, ctx, query)
+    raw = await run_in_threadpool(_fetch, ctx, query)
     for r in raw:
         keys, values = r.pop("tag_keys") or [], r.pop("tag_values") or []
         r["tags"] = dict(zip(keys, values, strict=False))
-    return JSONResponse({"rows": raw})
+    return {"rows": raw}
+
+
+def _time(t: datetime | None) -> str | None:
+    return format_time(t) if t else None
 
 
 def healthz_payload(ctx: CollectorContext) -> dict[str, Any]:
     w = ctx.writer
+    traces = ctx.traces
     return {
         "ok": w is not None and not ctx.store.closed,
         "db": ctx.store.path,
         "queue_spans": w.pending_spans if w else 0,
-        "last_commit": _iso(w.last_commit) if w and w.last_commit else None,
+        "last_commit": _time(w.last_commit) if w else None,
         "commits": w.commits if w else 0,
         "rows_committed": w.rows_committed if w else 0,
         "rejected_committed": w.rejected_committed if w else 0,
-        "requests": getattr(ctx.extras.get("traces_endpoint"), "requests", 0),
-        "refused_requests": getattr(ctx.extras.get("traces_endpoint"), "refused", 0),
+        "requests": traces.requests if traces else 0,
+        "refused_requests": traces.refused if traces else 0,
+        "bodies_in_memory": traces.bodies_in_memory if traces else 0,
         "price_version": ctx.prices.version,
-        "started_at": _iso(ctx.started_at),
+        "started_at": format_time(ctx.started_at),
+        **({"lake": _lake_block(ctx)} if ctx.lake is not None else {}),
     }
 
 
-async def healthz(ctx: CollectorContext, request: Request) -> Response:
+def _lake_block(ctx: CollectorContext) -> dict[str, Any]:
+    assert ctx.lake is not None
+    try:
+        return ctx.lake.status()
+    except Exception as exc:  # health must answer whatever the lake does
+        return {"replica": ctx.lake.replica, "error": str(exc)[:500]}
+
+
+async def healthz(ctx: CollectorContext, p: Params) -> JSONResponse:
     payload = healthz_payload(ctx)
     return JSONResponse(payload, status_code=200 if payload["ok"] else 503)
 
 
-def api_routes(ctx: CollectorContext) -> list[Route]:
-    def r(
-        path: str, fn: Callable[[CollectorContext, Request], Awaitable[Response]], method: str = "GET"
-    ) -> Route:
-        return Route(path, _guard(fn, ctx), methods=[method])
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
 
-    return [
-        r("/healthz", healthz),
-        r("/api/v1/spend", spend),
-        r("/api/v1/latency", latency),
-        r("/api/v1/errors", errors),
-        r("/api/v1/ratelimits", ratelimits),
-        r("/api/v1/prices", prices),
-        r("/api/v1/prices/reprice", reprice_endpoint, "POST"),
-        r("/api/v1/rejected", rejected),
-        r("/api/v1/calls", calls),
-        r("/api/v1/alerts", alerts_placeholder),
-    ]
+SPEND_MEASURES: dict[str, s.Schema] = {
+    "calls": s.COUNT,
+    "errors": s.COUNT,
+    **{t: s.COUNT for t in TOKEN_FIELDS},
+    "cost_usd": s.MONEY_OR_NULL,
+    "unpriced_calls": s.COUNT,
+}
+_SPEND = s.rows(
+    s.obj(SPEND_MEASURES, others=s.KEY_VALUE),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    totals=s.obj(SPEND_MEASURES),
+)
+_SECONDS = s.nullable(s.NUMBER)
+_LATENCY = s.rows(
+    s.obj(
+        {"calls": s.COUNT, "errors": s.COUNT}
+        | dict.fromkeys(("p50_s", "p95_s", "p99_s", "ttfc_p50_s", "ttfc_p95_s"), _SECONDS),
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    approximate=s.BOOL,
+)
+_ERRORS = s.rows(
+    s.obj({"errors": s.COUNT, "rate_limited": s.COUNT}, others=s.KEY_VALUE), **s.RANGE, group_by=s.STRINGS
+)
+_LIMIT = s.nullable(s.INT)
+_RATELIMITS = s.rows(
+    s.obj(
+        {
+            "model": s.STRING,
+            "project": s.nullable(s.STRING),
+            "limit_requests": _LIMIT,
+            "remaining_requests": _LIMIT,
+            "limit_tokens": _LIMIT,
+            "remaining_tokens": _LIMIT,
+            "reset_requests_s": _SECONDS,
+            "reset_tokens_s": _SECONDS,
+            "observed_at": s.TIME,
+            "calls": s.COUNT,
+            "rate_limited_calls": s.COUNT,
+        }
+    ),
+    since=s.TIME,
+)
+_TEXT = s.nullable(s.STRING)
+_PRICE_ROW = s.obj(
+    {
+        "model": s.STRING,
+        "tier": {"enum": list(TIERS)},
+        "batch": s.BOOL,
+        "valid_from": s.DATE,
+        "valid_to": s.nullable(s.DATE),
+        **dict.fromkeys(MONEY_FIELDS, s.MONEY_OR_NULL),
+        "long_context_threshold": _LIMIT,
+        "per_image": s.nullable({"type": "object", "additionalProperties": s.MONEY}),
+        "default_image": _TEXT,
+        "source": s.STRING,
+        "checked": s.DATE,
+        "note": _TEXT,
+        "origin": s.STRING,
+        "price_id": s.STRING,
+    },
+    {"shadowed_by": s.STRING, "disagrees_on": s.STRINGS},
+)
+_PRICES = s.rows(_PRICE_ROW, version=s.STRING, at=s.nullable(s.TIME))
+_REPRICE = s.obj(
+    {
+        "ok": s.BOOL,
+        "since": s.TIME,
+        "price_version": s.STRING,
+        "calls_examined": s.COUNT,
+        "calls_changed": s.COUNT,
+        "cost_before_usd": s.MONEY,
+        "cost_after_usd": s.MONEY,
+        "days": s.COUNT,
+        "changes": s.array(
+            s.obj(
+                {
+                    "trace_id": s.STRING,
+                    "span_id": s.STRING,
+                    "model": s.STRING,
+                    "price_id_before": _TEXT,
+                    "price_id_after": _TEXT,
+                    "cost_before": s.MONEY_OR_NULL,
+                    "cost_after": s.MONEY_OR_NULL,
+                }
+            )
+        ),
+    }
+)
+_REJECTED = s.rows(
+    s.obj(
+        {
+            "received_at": s.TIME,
+            **dict.fromkeys(("trace_id", "span_id", "service", "span_name"), _TEXT),
+            "reason": s.STRING,
+            "attributes": _TEXT,
+        }
+    )
+)
+# Column types as the API writes them (see queries.to_json_value).
+_SQL_TYPES: dict[str, s.Schema] = {
+    "VARCHAR": s.STRING,
+    "BIGINT": s.INT,
+    "INTEGER": s.INT,
+    "DOUBLE": s.NUMBER,
+    "BOOLEAN": s.BOOL,
+    "DATE": s.DATE,
+    "TIMESTAMPTZ": s.TIME,
+}
+
+
+def _column(c: Column) -> s.Schema:
+    base = s.MONEY if c.money else _SQL_TYPES[c.sql_type]
+    return base if c.not_null else s.nullable(base)
+
+
+_CALLS = s.rows(
+    s.obj(
+        {c.name: _column(c) for c in COLUMNS if c.name != "tags"}
+        | {"tags": {"type": "object", "additionalProperties": s.STRING}}
+    )
+)
+_HEALTH = s.obj(
+    {
+        "ok": s.BOOL,
+        "db": s.STRING,
+        "queue_spans": s.COUNT,
+        "last_commit": s.nullable(s.TIME),
+        "commits": s.COUNT,
+        "rows_committed": s.COUNT,
+        "rejected_committed": s.COUNT,
+        "requests": s.COUNT,
+        "refused_requests": s.COUNT,
+        "price_version": s.STRING,
+        "started_at": s.TIME,
+    }
+)
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/healthz",
+        healthz,
+        summary="Liveness and ingest counters (not behind the token)",
+        response=_HEALTH,
+        errors={503: ("the store is closed or ingest has stopped (the same body, ok false)", _HEALTH)},
+        tag="operations",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/spend",
+        spend,
+        SpendParams,
+        "Spend, tokens and calls by any group keys",
+        _SPEND,
+    ),
+    Endpoint("GET", "/api/v1/latency", latency, LatencyParams, "Latency and time to first chunk", _LATENCY),
+    Endpoint("GET", "/api/v1/errors", errors, ErrorsParams, "Failed attempts by group keys", _ERRORS),
+    Endpoint(
+        "GET",
+        "/api/v1/ratelimits",
+        ratelimits,
+        RatelimitsParams,
+        "Latest rate-limit headroom per model and project",
+        _RATELIMITS,
+    ),
+    Endpoint("GET", "/api/v1/prices", prices, PricesParams, "The price table", _PRICES, tag="pricing"),
+    Endpoint(
+        "POST",
+        "/api/v1/prices/reprice",
+        reprice_endpoint,
+        RepriceBody,
+        "Re-price stored calls with the table in force",
+        _REPRICE,
+        tag="pricing",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/rejected",
+        rejected,
+        RejectedParams,
+        "Spans refused at ingest, newest first",
+        _REJECTED,
+    ),
+    Endpoint("GET", "/api/v1/calls", calls, CallsParams, "Stored calls, newest first", _CALLS),
+)

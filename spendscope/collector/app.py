@@ -1,67 +1,52 @@
-"""``create_app(ctx)``: the Starlette application with auth and the receiver, API and component routes."""
+"""``create_app(ctx)``: the Starlette application: the receiver and every component's endpoints,
+behind the request policy (Host, Origin, content type, bearer token, requests in flight)."""
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spendscope.collector.api import api_routes
+from spendscope.collector import components
 from spendscope.collector.context import CollectorContext
+from spendscope.collector.lake.replica import LakeUnavailable
+from spendscope.collector.policy import RequestPolicy, is_loopback
 from spendscope.collector.receiver import TracesEndpoint
+from spendscope.collector.web import routes
 
-__all__ = ["BearerAuth", "create_app"]
-
-_PROTECTED = ("/v1/", "/api/")
+__all__ = ["create_app"]
 
 
-class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` on ``/v1/*`` and ``/api/*`` (``/healthz`` stays open)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_PROTECTED):
-            given = b""
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    given = value
-                    break
-            if not hmac.compare_digest(given, self._expected):
-                body = json.dumps({"error": "missing or invalid bearer token"}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b'Bearer realm="spendscope"'),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+async def _lake_unavailable(request: Request, exc: Exception) -> Response:
+    """A read while the lake cannot answer: 503 saying why (ingest still works)."""
+    body = {"error": str(exc)}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_app(
     ctx: CollectorContext,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Starlette:
-    """Build the app. Component routes (``ctx.routes``) come first so they can replace placeholders."""
-    traces = TracesEndpoint(ctx)
-    ctx.extras["traces_endpoint"] = traces
-    routes: list[Any] = [*ctx.routes, Route("/v1/traces", traces.handle, methods=["POST"]), *api_routes(ctx)]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    if ctx.config.token:
-        app.add_middleware(BearerAuth, token=ctx.config.token)
+    """Build the app: the OTLP receiver and every component's endpoints, behind the policy."""
+    traces = ctx.traces = TracesEndpoint(ctx)
+    endpoints = [e for part in components.load() for e in part.endpoints]
+    app = Starlette(
+        routes=[Route("/v1/traces", traces.handle, methods=["POST"]), *routes(ctx, endpoints)],
+        lifespan=lifespan,
+        exception_handlers={LakeUnavailable: _lake_unavailable},
+    )
+    settings = ctx.config.collector
+    app.add_middleware(
+        RequestPolicy,
+        token=ctx.config.token,
+        loopback_only=is_loopback(settings.host),
+        allowed_hosts=settings.allowed_hosts,
+        max_inflight=settings.max_inflight_requests,
+        retry_after_s=settings.retry_after_s,
+    )
     return app

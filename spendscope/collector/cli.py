@@ -1,44 +1,22 @@
 """``spendscope collector`` and ``spendscope spend``.
 
-``spend`` reads the running collector's API with the standard library only, so it works from the
-base install; ``collector`` needs the server extra and says so when it is missing.
+``spend`` reads the running collector's API through :mod:`spendscope.client` (standard library only),
+so it works from the base install; ``collector`` needs the server extra and says so when it is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["api_get", "default_api", "format_table", "parse_since", "register"]
+from spendscope.client import ApiError, add_api_option, client_from_env
+from spendscope.isotime import parse_since
+
+__all__ = ["format_table", "register"]
 
 _SERVER_MODULES = ("duckdb", "pyarrow", "starlette", "uvicorn", "apscheduler", "opentelemetry.proto")
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def default_api() -> str:
-    return os.environ.get("SPENDSCOPE_API", "http://127.0.0.1:4318").rstrip("/")
-
-
-def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """``7d``, ``24h``, ``30m``, ``2w``, an ISO date (UTC) or an ISO time with a zone."""
-    now = now or datetime.now(UTC)
-    m = _RELATIVE.match(value.strip())
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    try:
-        t = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: use 7d, 24h, 30m or an ISO date/time") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _missing_server_extra() -> str | None:
@@ -68,24 +46,14 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, host=args.host, port=args.port, db=args.db)
     except ConfigError as exc:
-        print(f"spendscope collector: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every problem of the file at once, one a line
+            print(f"spendscope collector: {line}", file=sys.stderr)
         return 2
     try:
         return run(config)
-    except ConfigError as exc:
-        # Components (sync, alerts) parse their own sections at start: same clear one-line error.
+    except ConfigError as exc:  # found at start: a lake's data path or replica name
         print(f"spendscope collector: {exc}", file=sys.stderr)
         return 2
-
-
-def api_get(api: str, path: str, params: dict[str, str], timeout: float = 30.0) -> Any:
-    url = f"{api}{path}?{urllib.parse.urlencode(params)}"
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    token = os.environ.get("SPENDSCOPE_TOKEN")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.load(resp)
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -99,21 +67,10 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _cmd_spend(args: argparse.Namespace) -> int:
-    params = {"start": args.since.isoformat(), "group_by": args.by}
-    if args.until is not None:
-        params["end"] = args.until.isoformat()
     try:
-        doc = api_get(args.api.rstrip("/"), "/api/v1/spend", params)
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        try:
-            detail = json.loads(detail).get("error", detail)
-        except (ValueError, AttributeError):
-            pass
-        print(f"spendscope spend: {exc.code} {detail}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"spendscope spend: cannot reach the collector at {args.api}: {exc}", file=sys.stderr)
+        doc = client_from_env(api=args.api).spend(args.since, args.until, args.by)
+    except ApiError as err:
+        print(f"spendscope spend: {err}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -150,6 +107,6 @@ def register(subparsers: Any) -> None:
     s.add_argument("--by", default="model", help="group keys, comma separated (e.g. model,day)")
     s.add_argument("--since", type=parse_since, default=parse_since("7d"), help="7d, 24h or ISO (default 7d)")
     s.add_argument("--until", type=parse_since, default=None, help="end (exclusive), same forms as --since")
-    s.add_argument("--api", default=default_api(), help="collector URL (default SPENDSCOPE_API or :4318)")
+    add_api_option(s)
     s.add_argument("--json", action="store_true", help="print the API's JSON answer")
     s.set_defaults(func=_cmd_spend)

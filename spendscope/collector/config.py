@@ -1,28 +1,46 @@
-"""Collector configuration: one TOML file plus environment overrides.
+"""The collector's configuration: one TOML file, overridden by the environment and the command line.
 
-The raw TOML dict is kept whole on :class:`Config` so that other components (sync, alerts) parse
-their own sections; this module parses only ``[collector]``, ``[retention]`` and
-``[[pricing.overrides]]``. Every error names the file, the key and what is wrong.
+:class:`Config` is the whole file. ``[collector]``, ``[retention]`` and ``[pricing]`` are declared
+here; ``[sync]`` and ``[alerts]`` by their components, next to their code. :func:`load_config`
+validates every section at once, so a start either has a complete valid config or one error that
+lists every problem, each with the file, the key and what is wrong.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Required, Self
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+from spendscope.collector.alerts.config import AlertsConfig
+from spendscope.collector.lake.settings import LakeSettings
+from spendscope.collector.section import ConfigError, Flag, Int, Section, Size, Text, fail, setting
+from spendscope.collector.sync.config import SyncSettings
+from spendscope.collector.validation import validate
+from spendscope.pricing.build import ExtraTableRef, check_extra_tables, extra_table_refs
 
 __all__ = [
+    "CONFIG_ENV",
     "DEFAULT_DB",
     "DEFAULT_HOST",
-    "DEFAULT_OPENAI_BASE_URL",
     "DEFAULT_PORT",
     "CollectorSettings",
     "Config",
     "ConfigError",
+    "PriceOverride",
+    "PricingSettings",
     "RetentionSettings",
     "load_config",
 ]
@@ -30,216 +48,163 @@ __all__ = [
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318
 DEFAULT_DB = "spendscope.duckdb"
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+CONFIG_ENV = "SPENDSCOPE_CONFIG"
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+]
+# Days to keep; 0 reads better in a file than leaving the key out, and means forever (None).
+KeepDays = Annotated[Int, Field(ge=0), AfterValidator(lambda days: days or None)] | None
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
+class CollectorSettings(Section):
+    """Where the collector listens and stores, its ingest limits and DuckDB's settings.
 
+    How they move ingest speed: [the collector's performance notes](collector.md#performance).
+    """
 
-@dataclass(frozen=True, slots=True)
-class CollectorSettings:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    db_path: str = DEFAULT_DB
-    max_body_bytes: int = 16 * 1024 * 1024
-    # Spans decoded and waiting for the writer; past this the receiver answers 503 + Retry-After.
-    max_queue_spans: int = 200_000
-    # Requests decoded at the same time; each holds up to max_body_bytes of input.
-    max_concurrent_decodes: int = 4
-    # Spans the writer commits in one transaction when requests queue up (group commit).
-    writer_batch_spans: int = 20_000
-    # How long the writer waits for more requests before a commit. Every insert into DuckDB has a
-    # fixed cost of several ms, so under load a longer wait means fewer, larger, cheaper commits.
-    writer_linger_ms: int = 50
-    # Processes that decode request bodies; None = the cores (max 4; none on one core), 0 = in-process.
-    decode_workers: int | None = None
-    retry_after_s: int = 1
-    rollup_interval_s: int = 60
-    log_level: str = "INFO"
-    duckdb_memory_limit: str | None = None
-    duckdb_threads: int | None = None
-    # WAL size at which DuckDB folds it into the file. Its default (16 MB, about 30k calls) makes
-    # ingest rewrite the same half-full row group over and over; 64 MB is about one row group.
-    duckdb_checkpoint_threshold: str = "64MB"
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionSettings:
-    calls_days: int | None = None  # None keeps calls forever
-    rejected_days: int | None = 30
-    rollup_days: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    collector: CollectorSettings = field(default_factory=CollectorSettings)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
-    pricing_overrides: tuple[dict[str, Any], ...] = ()
-    token: str | None = None
-    openai_admin_key: str | None = None
-    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    path: str | None = None  # the file read, for messages
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _where(path: str | None, key: str) -> str:
-    return f"{path or '<defaults>'}: {key}"
-
-
-def _get_int(
-    table: Mapping[str, Any],
-    key: str,
-    default: int | None,
-    path: str | None,
-    section: str,
-    *,
-    minimum: int = 0,
-) -> int | None:
-    if key not in table:
-        return default
-    value = table[key]
-    # bool is an int subclass; `true` is never a sensible count.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{_where(path, f'{section}.{key}')} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{_where(path, f'{section}.{key}')} must be >= {minimum}, got {value}")
-    return value
-
-
-def _get_str(
-    table: Mapping[str, Any], key: str, default: str | None, path: str | None, section: str
-) -> str | None:
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{_where(path, f'{section}.{key}')} must be a non-empty string, got {value!r}")
-    return value
-
-
-_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-
-
-def _get_size(table: Mapping[str, Any], key: str, default: str | None, path: str | None) -> str | None:
-    """A DuckDB memory size ("64MB", "2GiB"), checked here so a typo fails at load, not at open."""
-    value = _get_str(table, key, default, path, "collector")
-    if value is not None and not _SIZE.match(value):
-        raise ConfigError(
-            f'{_where(path, f"collector.{key}")} must be a size like "64MB" or "2GiB", got {value!r}'
-        )
-    return value
-
-
-def _section(raw: Mapping[str, Any], name: str, path: str | None) -> Mapping[str, Any]:
-    value = raw.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{_where(path, name)} must be a table")
-    return value
-
-
-_COLLECTOR_KEYS = {
-    "host",
-    "port",
-    "db",
-    "max_body_bytes",
-    "max_queue_spans",
-    "max_concurrent_decodes",
-    "writer_batch_spans",
-    "writer_linger_ms",
-    "decode_workers",
-    "retry_after_s",
-    "rollup_interval_s",
-    "log_level",
-    "duckdb_memory_limit",
-    "duckdb_threads",
-    "duckdb_checkpoint_threshold",
-}
-_RETENTION_KEYS = {"calls_days", "rejected_days", "rollup_days"}
-
-
-def _parse_collector(raw: Mapping[str, Any], path: str | None) -> CollectorSettings:
-    sec = _section(raw, "collector", path)
-    unknown = set(sec) - _COLLECTOR_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{_where(path, 'collector')}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(_COLLECTOR_KEYS))}"
-        )
-    d = CollectorSettings()
-    port = _get_int(sec, "port", d.port, path, "collector")
-    assert port is not None
-    if port > 65535:
-        raise ConfigError(f"{_where(path, 'collector.port')} must be <= 65535, got {port}")
-    level = (_get_str(sec, "log_level", d.log_level, path, "collector") or d.log_level).upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"{_where(path, 'collector.log_level')} must be DEBUG, INFO, WARNING or ERROR")
-
-    def pos(key: str, default: int) -> int:
-        v = _get_int(sec, key, default, path, "collector", minimum=1)
-        assert v is not None
-        return v
-
-    return CollectorSettings(
-        host=_get_str(sec, "host", d.host, path, "collector") or d.host,
-        port=port,
-        db_path=_get_str(sec, "db", d.db_path, path, "collector") or d.db_path,
-        max_body_bytes=pos("max_body_bytes", d.max_body_bytes),
-        max_queue_spans=pos("max_queue_spans", d.max_queue_spans),
-        max_concurrent_decodes=pos("max_concurrent_decodes", d.max_concurrent_decodes),
-        writer_batch_spans=pos("writer_batch_spans", d.writer_batch_spans),
-        writer_linger_ms=_get_int(sec, "writer_linger_ms", d.writer_linger_ms, path, "collector", minimum=0)
-        or 0,
-        decode_workers=_get_int(sec, "decode_workers", None, path, "collector", minimum=0),
-        retry_after_s=pos("retry_after_s", d.retry_after_s),
-        rollup_interval_s=pos("rollup_interval_s", d.rollup_interval_s),
-        log_level=level,
-        duckdb_memory_limit=_get_size(sec, "duckdb_memory_limit", None, path),
-        duckdb_threads=_get_int(sec, "duckdb_threads", None, path, "collector", minimum=1),
-        duckdb_checkpoint_threshold=_get_size(
-            sec, "duckdb_checkpoint_threshold", d.duckdb_checkpoint_threshold, path
-        )
-        or d.duckdb_checkpoint_threshold,
+    host: Text = setting(DEFAULT_HOST, flag="--host", help="The address to listen on.")
+    port: Int = setting(DEFAULT_PORT, ge=0, le=65535, flag="--port", help="The port: OTLP/HTTP and the API.")
+    db_path: Text = setting(DEFAULT_DB, key="db", env="SPENDSCOPE_DB", flag="--db", help="The DuckDB file.")
+    max_body_bytes: Int = setting(
+        16 * 1024 * 1024, ge=1, help="A request body above this, compressed or decompressed, gets 413."
+    )
+    max_queue_spans: Int = setting(
+        200_000, ge=1, help="Spans decoded and waiting for the writer; above this, 503 + Retry-After."
+    )
+    max_concurrent_decodes: Int = setting(
+        4, ge=1, help="Requests decoded at the same time; each holds up to `max_body_bytes` of input."
+    )
+    writer_batch_spans: Int = setting(
+        20_000, ge=1, help="Spans the writer commits in one transaction when requests queue up."
+    )
+    writer_linger_ms: Int = setting(
+        50,
+        ge=0,
+        help="How long the writer waits for requests still being decoded before a commit. Every insert "
+        "has a fixed cost of several ms, so under load a longer wait means fewer, cheaper commits.",
+    )
+    decode_workers: Int | None = setting(
+        None,
+        ge=0,
+        help="Processes that decode request bodies; unset: the CPU cores (at most 4, none on one "
+        "core); 0: decode in threads of the collector process.",
+    )
+    retry_after_s: Int = setting(1, ge=1, help="The Retry-After (seconds) sent with 503.")
+    rollup_interval_s: Int = setting(60, ge=1, help="How often (seconds) settled dirty days are re-rolled.")
+    log_level: LogLevel = setting("INFO", help="How much the collector logs (to stderr, as JSON lines).")
+    duckdb_memory_limit: Size | None = setting(None, help="DuckDB's `memory_limit`; unset: DuckDB's own.")
+    duckdb_threads: Int | None = setting(
+        None, ge=1, help="DuckDB's threads; unset: half the cores, at least 1 (decode workers use the rest)."
+    )
+    duckdb_checkpoint_threshold: Size = setting(
+        "64MB",
+        help="The WAL size at which DuckDB folds it into the file. DuckDB's default (16MB, about 30k "
+        "calls) makes ingest rewrite the same half-full row group again and again; 64MB is about one.",
+    )
+    allowed_hosts: tuple[Text, ...] = setting(
+        (),
+        help="Host names a collector bound to loopback answers besides the loopback ones; any other "
+        "`Host` header is refused (DNS rebinding).",
+    )
+    allow_unauthenticated: Flag = setting(
+        False,
+        help="Start on an address beyond loopback without `SPENDSCOPE_TOKEN` (only if something else, "
+        "such as a proxy or a firewall, guards it).",
+    )
+    header_timeout_s: Int = setting(
+        10,
+        ge=1,
+        le=3600,
+        help="Seconds a connection may take to send a request's headers; then it is closed.",
+    )
+    max_inflight_requests: Int = setting(
+        256,
+        ge=1,
+        help="Requests handled at once; above this, 503 + Retry-After (`/healthz` is always answered).",
     )
 
 
-def _parse_retention(raw: Mapping[str, Any], path: str | None) -> RetentionSettings:
-    sec = _section(raw, "retention", path)
-    unknown = set(sec) - _RETENTION_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{_where(path, 'retention')}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(_RETENTION_KEYS))}"
-        )
-    d = RetentionSettings()
-    # 0 means "keep forever", which reads better in a file than leaving the key out.
-    values = {
-        k: _get_int(sec, k, getattr(d, k), path, "retention", minimum=0) or None
-        for k in sorted(_RETENTION_KEYS)
-    }
-    r = RetentionSettings(**values)
-    # Old days are answered from the rollups: dropping a day's rollup while its calls remain
-    # would make that day's spend vanish from every answer.
-    if r.rollup_days is not None and (r.calls_days is None or r.rollup_days < r.calls_days):
-        keep = "forever" if r.calls_days is None else f"{r.calls_days} days"
-        raise ConfigError(
-            f"{_where(path, 'retention.rollup_days')} ({r.rollup_days}) must be 0 (forever) or at "
-            f"least calls_days (calls are kept {keep}): rollups answer the old days"
-        )
-    return r
+class RetentionSettings(Section):
+    """How long calls, rejected spans and rollups are kept; 0 or absent keeps them forever.
+
+    What the retention job deletes and when: [Deployment: retention](deployment.md#retention).
+    """
+
+    calls_days: KeepDays = setting(None, help="Days of calls to keep.")
+    rejected_days: KeepDays = setting(30, help="Days of rejected spans to keep.")
+    rollup_days: KeepDays = setting(
+        None, help="Days of daily rollups to keep: 0 (forever) or at least `calls_days`."
+    )
+
+    @model_validator(mode="after")
+    def _rollups_outlive_calls(self) -> Self:
+        # Old days are answered from the rollups: dropping a day's rollup while its calls remain
+        # would make that day's spend vanish from every answer.
+        if self.rollup_days is not None and (self.calls_days is None or self.rollup_days < self.calls_days):
+            keep = "forever" if self.calls_days is None else f"{self.calls_days} days"
+            fail(
+                (
+                    ("rollup_days",),
+                    f"must be 0 (forever) or at least calls_days (calls are kept {keep}), "
+                    f"got {self.rollup_days}: rollups answer the old days",
+                )
+            )
+        return self
 
 
-def _parse_overrides(raw: Mapping[str, Any], path: str | None) -> tuple[dict[str, Any], ...]:
-    pricing = _section(raw, "pricing", path)
-    rows = pricing.get("overrides", [])
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ConfigError(
-            f"{_where(path, 'pricing.overrides')} must be an array of tables ([[pricing.overrides]])"
-        )
-    for i, row in enumerate(rows):
-        if not isinstance(row.get("model"), str) or not row["model"]:
-            raise ConfigError(f"{_where(path, f'pricing.overrides[{i}].model')} is required (a model name)")
-    return tuple(dict(r) for r in rows)
+@with_config(ConfigDict(extra="allow"))
+class PriceOverride(TypedDict, total=False):
+    """One ``[[pricing.overrides]]`` table. The pricing package checks its other keys."""
+
+    model: Required[Text]
+
+
+_EXTRA_TABLES_HELP = (
+    "Extra price files (the reviewed table's format), below the reviewed table and the overrides, in "
+    "this order; a relative name is read next to the config file "
+    "([Pricing: extra tables](pricing.md#extra-price-tables))."
+)
+
+
+class PricingSettings(Section):
+    """Prices the collector applies besides the reviewed table."""
+
+    overrides: tuple[PriceOverride, ...] = setting(
+        (),
+        help="`[[pricing.overrides]]`: negotiated or Azure prices, and aliases; each table has the keys of "
+        "a price row and needs `model` ([Pricing](pricing.md#overrides-negotiated-discounts-azure)).",
+    )
+    extra_tables: Annotated[tuple[str, ...], BeforeValidator(check_extra_tables)] = setting(
+        (), help=_EXTRA_TABLES_HELP
+    )
+
+
+class Config(Section):
+    """The whole config file, and the settings that only the environment gives."""
+
+    collector: CollectorSettings = setting(default_factory=CollectorSettings, help="The collector.")
+    retention: RetentionSettings = setting(default_factory=RetentionSettings, help="Retention.")
+    pricing: PricingSettings = setting(default_factory=PricingSettings, help="Pricing.")
+    sync: SyncSettings = setting(default_factory=SyncSettings, help="The Usage and Costs sync.")
+    alerts: AlertsConfig = setting(default_factory=AlertsConfig, help="Alert rules and channels.")
+    lake: LakeSettings | None = setting(None, help="Several collectors, one store (DuckLake).")
+    token: str | None = setting(
+        None,
+        env="SPENDSCOPE_TOKEN",
+        env_only=True,
+        help="When set, `/v1/traces`, `/api/*` and `/metrics` require `Authorization: Bearer <token>` "
+        "([Authentication](api.md#authentication-and-request-policy)).",
+    )
+    path: str | None = setting(
+        None, env=CONFIG_ENV, flag="--config", internal=True, help="The TOML config file."
+    )
+
+    @property
+    def pricing_extra_tables(self) -> tuple[ExtraTableRef, ...]:
+        """``[pricing] extra_tables`` as files: a relative name is read next to the config file."""
+        return extra_table_refs(list(self.pricing.extra_tables), self.path)
 
 
 def load_config(
@@ -255,36 +220,17 @@ def load_config(
     Precedence: command-line arguments, then environment variables, then the file, then defaults.
     """
     env = os.environ if env is None else env
-    file = str(path) if path is not None else (env.get("SPENDSCOPE_CONFIG") or None)
+    file = str(path) if path is not None else (env.get(CONFIG_ENV) or None)
     raw: dict[str, Any] = {}
     if file is not None:
-        p = Path(file)
         try:
-            with p.open("rb") as fh:
+            with Path(file).open("rb") as fh:
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{file}: config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
-    collector = _parse_collector(raw, file)
-    retention = _parse_retention(raw, file)
-    overrides = _parse_overrides(raw, file)
-    db_path = db or env.get("SPENDSCOPE_DB") or collector.db_path
-    collector = CollectorSettings(
-        **{
-            **{k: getattr(collector, k) for k in CollectorSettings.__dataclass_fields__},
-            "db_path": db_path,
-            "host": host or collector.host,
-            "port": port if port is not None else collector.port,
-        }
-    )
-    return Config(
-        collector=collector,
-        retention=retention,
-        pricing_overrides=overrides,
-        token=env.get("SPENDSCOPE_TOKEN") or None,
-        openai_admin_key=env.get("OPENAI_ADMIN_KEY") or None,
-        openai_base_url=(env.get("SPENDSCOPE_OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL).rstrip("/"),
-        path=file,
-        raw=raw,
-    )
+    flags = {"--host": host, "--port": port, "--db": db}
+    return validate(Config, raw, path=file, env=env, flags=flags).model_copy(update={"path": file})

@@ -25,13 +25,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
-from spendscope.collector.otlp import Decoded, SpanData
+from spendscope.collector.normalize import Normalized, Rejected, Row, normalize, rows_from_protobuf
+from spendscope.collector.otlp import SpanData, decode_json, decompress
 from spendscope.collector.pricer import Pricer, PricingResult
+from spendscope.collector.redact import redact_attributes
+from spendscope.collector.schema import BATCH_SCHEMA, MAX_TEXT, ROW_FIELDS, ROW_INDEX, insert_sql
 from spendscope.collector.store import Store
 
 __all__ = [
-    "BATCH_SCHEMA",
     "IngestBatch",
     "IngestResult",
     "ShuttingDown",
@@ -40,94 +41,24 @@ __all__ = [
     "epoch_dates",
     "insert_batch",
     "mark_days_dirty",
+    "prepare_batch",
     "reject_before",
     "rows_to_arrow",
 ]
 
 log = logging.getLogger("spendscope.collector.ingest")
 
-_IDX = {name: i for i, name in enumerate(ROW_FIELDS)}
 _MAX_REJECTED_ATTRS = 4096
+_TRACE_ID, _SPAN_ID, _START = ROW_INDEX["trace_id"], ROW_INDEX["span_id"], ROW_INDEX["start_ns"]
+_SERVICE, _SPAN_NAME = ROW_INDEX["service"], ROW_INDEX["span_name"]
+_S = pa.string()
 
-_S, _I64, _I32, _F, _B = pa.string(), pa.int64(), pa.int32(), pa.float64(), pa.bool_()
-_ROW_TYPES: dict[str, pa.DataType] = {
-    "start_ns": _I64,
-    "end_ns": _I64,
-    "tags": pa.map_(pa.string(), pa.string()),
-    "stream": _B,
-    "stream_completed": _B,
-    "status_code": _I32,
-    "is_error": _B,
-    "ttfc_s": _F,
-    "input_tokens": _I64,
-    "cached_input_tokens": _I64,
-    "cache_write_input_tokens": _I64,
-    "output_tokens": _I64,
-    "reasoning_tokens": _I64,
-    "input_audio_tokens": _I64,
-    "output_audio_tokens": _I64,
-    "batch": _B,
-    "attempt": _I32,
-    "ratelimit_limit_requests": _I64,
-    "ratelimit_remaining_requests": _I64,
-    "ratelimit_limit_tokens": _I64,
-    "ratelimit_remaining_tokens": _I64,
-    "ratelimit_reset_requests_s": _F,
-    "ratelimit_reset_tokens_s": _F,
-    "retry_after_s": _F,
-}
-BATCH_SCHEMA = pa.schema(
-    [(name, _ROW_TYPES.get(name, _S)) for name in ROW_FIELDS]
-    + [("price_id", _S), ("pricing_status", _S), ("cost_pico", _I64)]
-)
-
-# Column expressions that turn the Arrow batch into a calls row; the batch carries raw integers so
-# the conversions run in DuckDB's vectorized engine instead of per span in Python.
-_CALL_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("trace_id", "b.trace_id"),
-    ("span_id", "b.span_id"),
-    ("start_time", "make_timestamp_ns(b.start_ns)::TIMESTAMPTZ"),
-    ("end_time", "make_timestamp_ns(b.end_ns)::TIMESTAMPTZ"),
-    ("day", "make_timestamp_ns(b.start_ns)::DATE"),
-    ("service", "b.service"),
-    ("provider", "b.provider"),
-    ("operation", "b.operation"),
-    ("api", "b.api"),
-    ("span_name", "b.span_name"),
-    ("server_address", "b.server_address"),
-    ("request_model", "b.request_model"),
-    ("response_model", "b.response_model"),
-    ("model", "b.model"),
-    ("project", "b.project"),
-    ("organization", "b.organization"),
-    ("user_id", "b.user_id"),
-    ("feature", "b.feature"),
-    ("tags", "b.tags"),
-    ("stream", "b.stream"),
-    ("stream_completed", "b.stream_completed"),
-    ("status_code", "b.status_code"),
-    ("is_error", "b.is_error"),
-    ("error_type", "b.error_type"),
-    ("duration_s", "(b.end_ns - b.start_ns) / 1e9"),
-    ("ttfc_s", "b.ttfc_s"),
-    *((c, f"b.{c}") for c in ROW_FIELDS[24:31]),
-    ("service_tier", "b.service_tier"),
-    ("batch", "b.batch"),
-    ("attempt", "b.attempt"),
-    ("request_id", "b.request_id"),
-    ("response_id", "b.response_id"),
-    *((c, f"b.{c}") for c in ROW_FIELDS[36:44]),
-    ("price_id", "b.price_id"),
-    ("pricing_status", "b.pricing_status"),
-    ("cost_usd", "CAST(b.cost_pico AS DECIMAL(38, 0)) * 0.000000000001"),
-    ("ingested_at", "current_timestamp"),
-)
 # Idempotency: a retried span has the same start time, so the existence check only needs the
 # slice of calls inside the batch's time range, which DuckDB's zone maps prune to a few row groups.
-_INSERT_CALLS = (
-    f"INSERT INTO calls ({', '.join(c for c, _ in _CALL_COLUMNS)}) "
-    f"SELECT {', '.join(e for _, e in _CALL_COLUMNS)} FROM batch_in b "
-    "WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.start_time >= make_timestamp_ns($lo)::TIMESTAMPTZ "
+# The batch carries raw integers (times, picodollars): the conversions run in DuckDB's vectorized
+# engine instead of per span in Python.
+_INSERT_CALLS = insert_sql(
+    where="NOT EXISTS (SELECT 1 FROM calls c WHERE c.start_time >= make_timestamp_ns($lo)::TIMESTAMPTZ "
     "AND c.start_time <= make_timestamp_ns($hi)::TIMESTAMPTZ "
     "AND c.trace_id = b.trace_id AND c.span_id = b.span_id)"
 )
@@ -200,30 +131,31 @@ def _service(span: SpanData) -> str | None:
     return None if v is None else str(v)
 
 
-def build_batch(spans: Sequence[Decoded], pricer: Pricer) -> IngestBatch:
-    """Normalize, price and convert decoded spans (runs on the receiving side, not in the writer).
+def prepare_batch(body: bytes, encoding: str, is_json: bool, limit: int, pricer: Pricer) -> IngestBatch:
+    """A request body as a batch for the writer: decompress, decode, normalize, price, convert.
 
-    An item may also be a row the decoder already normalized, or ``None`` for a span it found not
-    GenAI (see :func:`~spendscope.collector.otlp.decode_protobuf_rows`).
+    Raises :class:`~spendscope.collector.otlp.DecodeError` or ``TooLargeError`` for the receiver to
+    answer. Runs in a decode worker process or a thread, never in the writer.
     """
-    rows: list[tuple[Any, ...]] = []
+    raw = decompress(body, encoding, limit)
+    decoded = Normalized(spans=decode_json(raw)) if is_json else rows_from_protobuf(raw)
+    return build_batch(decoded, pricer)
+
+
+def build_batch(decoded: Normalized, pricer: Pricer) -> IngestBatch:
+    """Normalize what is left, price and convert (runs on the receiving side, not in the writer).
+
+    ``decoded`` holds the rows the decoder's fast path already made and the spans it left for
+    :func:`~spendscope.collector.normalize.normalize`.
+    """
+    rows: list[Row] = list(decoded.rows)
     rejected: list[tuple[str | None, ...]] = []
-    ignored = 0
-    for span in spans:
-        if type(span) is tuple:
-            rows.append(span)
-            continue
-        if span is None:
-            ignored += 1
-            continue
-        assert isinstance(span, SpanData)
+    ignored = decoded.ignored
+    for span in decoded.spans:
         try:
             row = normalize(span)
         except Rejected as exc:
-            attrs = _rejected_json(span.attributes)
-            rejected.append(
-                (span.trace_id.hex(), span.span_id.hex(), _service(span), span.name, str(exc), attrs)
-            )
+            rejected.append(_rejection(span, str(exc)))
             continue
         if row is None:
             ignored += 1
@@ -231,9 +163,9 @@ def build_batch(spans: Sequence[Decoded], pricer: Pricer) -> IngestBatch:
             rows.append(row)
     if not rows:
         return IngestBatch(None, rejected, ignored)
-    if len({(r[0], r[1]) for r in rows}) != len(rows):
+    if len({(r[_TRACE_ID], r[_SPAN_ID]) for r in rows}) != len(rows):
         rows = _dedupe(rows)
-    pricing = pricer.price_rows(rows, _IDX)
+    pricing = pricer.price_rows(rows)
     try:
         table = rows_to_arrow(rows, pricing)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
@@ -243,14 +175,14 @@ def build_batch(spans: Sequence[Decoded], pricer: Pricer) -> IngestBatch:
         if not rows:
             return IngestBatch(None, rejected, ignored)
         table = rows_to_arrow(rows, pricing)
-    return _batch(table, [r[2] for r in rows], rejected, ignored)
+    return _batch(table, [r[_START] for r in rows], rejected, ignored)
 
 
 def _storable(
-    rows: list[tuple[Any, ...]], pricing: list[PricingResult], rejected: list[tuple[str | None, ...]]
-) -> tuple[list[tuple[Any, ...]], list[PricingResult]]:
+    rows: list[Row], pricing: list[PricingResult], rejected: list[tuple[str | None, ...]]
+) -> tuple[list[Row], list[PricingResult]]:
     """The rows that convert to Arrow one by one; the others are added to ``rejected``."""
-    kept: list[tuple[Any, ...]] = []
+    kept: list[Row] = []
     kept_pricing: list[PricingResult] = []
     for row, price in zip(rows, pricing, strict=True):
         try:
@@ -258,7 +190,8 @@ def _storable(
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
             values = _rejected_json(dict(zip(ROW_FIELDS, row, strict=True)))
             reason = f"a value does not fit its column: {exc}"
-            rejected.append((row[0], row[1], row[_IDX["service"]], row[_IDX["span_name"]], reason, values))
+            ids = (row[_TRACE_ID], row[_SPAN_ID])
+            rejected.append((*ids, row[_SERVICE], row[_SPAN_NAME], reason, values))
         else:
             kept.append(row)
             kept_pricing.append(price)
@@ -266,14 +199,34 @@ def _storable(
 
 
 def _rejected_json(values: Mapping[str, Any]) -> str:
-    """What a rejected span carried, as JSON for ``rejected_spans.attributes``, bounded in size."""
+    """What a rejected span carried, as JSON for ``rejected_spans.attributes``: secrets redacted,
+    bounded in size, valid UTF-8 (a lone surrogate, which no JSON column takes, becomes "?")."""
     try:
-        text = json.dumps(values, default=repr, ensure_ascii=False)
-    except (TypeError, ValueError):
+        text = json.dumps(redact_attributes(values), default=repr, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
         text = "{}"
     if len(text) > _MAX_REJECTED_ATTRS:
-        text = json.dumps({"truncated": text[:_MAX_REJECTED_ATTRS]})
-    return text
+        text = json.dumps({"truncated": text[:_MAX_REJECTED_ATTRS]}, ensure_ascii=False)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _storable_text(v: Any) -> str | None:
+    """A name or service for a rejection record: storable UTF-8, bounded."""
+    if v is None:
+        return None
+    text = (v if isinstance(v, str) else str(v))[:MAX_TEXT]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _rejection(span: SpanData, reason: str) -> tuple[str | None, ...]:
+    return (
+        span.trace_id.hex()[:64],
+        span.span_id.hex()[:32],
+        _storable_text(_service(span)),
+        _storable_text(span.name),
+        _storable_text(reason),
+        _rejected_json(span.attributes),
+    )
 
 
 def _batch(
@@ -312,7 +265,7 @@ def reject_before(batch: IngestBatch, first_day: date, reason: str) -> IngestBat
     return out
 
 
-def rows_to_arrow(rows: Sequence[tuple[Any, ...]], pricing: Sequence[PricingResult]) -> pa.Table:
+def rows_to_arrow(rows: Sequence[Row], pricing: Sequence[PricingResult]) -> pa.Table:
     columns = list(zip(*rows, strict=True)) + list(zip(*pricing, strict=True))
     arrays = [pa.array(col, type=f.type) for col, f in zip(columns, BATCH_SCHEMA, strict=True)]
     return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
@@ -361,12 +314,12 @@ def mark_days_dirty(con: duckdb.DuckDBPyConnection, days: Iterable[int]) -> None
         con.execute(_MARK_DAYS, {"days": dates})
 
 
-def _dedupe(rows: list[tuple[Any, ...]], seen: set[tuple[str, str]] | None = None) -> list[tuple[Any, ...]]:
+def _dedupe(rows: list[Row], seen: set[tuple[str, str]] | None = None) -> list[Row]:
     """Drop repeats of (trace_id, span_id), also those already in ``seen``; the first copy wins."""
     seen = set() if seen is None else set(seen)
-    out: list[tuple[Any, ...]] = []
+    out: list[Row] = []
     for row in rows:
-        key = (row[0], row[1])
+        key = (row[_TRACE_ID], row[_SPAN_ID])
         if key not in seen:
             seen.add(key)
             out.append(row)

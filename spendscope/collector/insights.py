@@ -15,19 +15,18 @@ Each ``build_*`` takes the dirty days; ``None`` reads ``calls`` only (the refere
 from __future__ import annotations
 
 import calendar
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from spendscope.collector.api import BadRequest, parse_time
+from spendscope.collector import schemas as s
+from spendscope.collector.components import Component
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.queries import (
     Agg,
@@ -42,12 +41,16 @@ from spendscope.collector.queries import (
     snapshot,
 )
 from spendscope.collector.rollups import INSIGHT_TOKENS, INSIGHTS
+from spendscope.collector.web import Choice, Endpoint, TimeRange, Values
+from spendscope.dimensions import DIMENSIONS
+from spendscope.isotime import format_time
 from spendscope.pricing import PriceTable, Usage, money_str, price_usage
 
 __all__ = [
     "BREAKDOWN_KEYS",
+    "COMPONENT",
+    "ENDPOINTS",
     "FILTER_COLUMNS",
-    "BadInput",
     "Scope",
     "build_breakdown",
     "build_dimensions",
@@ -60,22 +63,13 @@ __all__ = [
     "build_timeseries",
     "build_unpriced",
     "filter_sql",
-    "insights_routes",
     "latency_from_histograms",
     "latency_uses_histograms",
-    "parse_filters",
     "savings_by_model",
-    "setup",
 ]
 
 # Filter parameter → calls column.
-FILTER_COLUMNS: dict[str, str] = {
-    "project": "project",
-    "model": "model",
-    "service": "service",
-    "user": "user_id",
-    "feature": "feature",
-}
+FILTER_COLUMNS: dict[str, str] = DIMENSIONS
 # Breakdown key → SQL expression; "tag" is handled by unnesting the tags map.
 BREAKDOWN_KEYS: dict[str, str] = {
     **FILTER_COLUMNS,
@@ -85,19 +79,8 @@ BREAKDOWN_KEYS: dict[str, str] = {
     "tag": "tag",
 }
 _BUCKETS = frozenset({"hour", "day"})
-_MAX_VALUES = 50  # values per filter
-_DEFAULT_RANGE = timedelta(days=30)
 _MONEY_COLS = "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
-_TOKEN_COLS = (
-    "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-    "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
-    "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
-    "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens"
-)
-
-
-# One notion of bad query input and one ISO-time parser for the whole query API.
-BadInput = BadRequest
+_TOKEN_COLS = ", ".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}" for t in INSIGHT_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,36 +88,6 @@ class Scope:
     start: datetime
     end: datetime
     filters: Mapping[str, tuple[str, ...]]
-
-
-def parse_filters(params: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for name in FILTER_COLUMNS:
-        raw = params.get(name)
-        if raw:
-            values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
-            if len(values) > _MAX_VALUES:
-                raise BadInput(f"{name}: at most {_MAX_VALUES} values")
-            if values:
-                out[name] = values
-    return out
-
-
-def _scope(ctx: CollectorContext, params: Mapping[str, str]) -> Scope:
-    end = parse_time("end", params.get("end") or None, ctx.clock())
-    start = parse_time("start", params.get("start") or None, end - _DEFAULT_RANGE)
-    if start >= end:
-        raise BadInput("start must be before end")
-    return Scope(start, end, parse_filters(params))
-
-
-def _choice(
-    params: Mapping[str, str], name: str, allowed: Mapping[str, str] | frozenset[str], default: str
-) -> str:
-    value = params.get(name) or default
-    if value not in allowed:
-        raise BadInput(f"{name}: {value!r} is not one of {', '.join(sorted(allowed))}")
-    return value
 
 
 def _filter_columns(scope: Scope) -> dict[str, tuple[str, ...]]:
@@ -184,14 +137,19 @@ def _union(
 
 
 def _out(*columns: str) -> str:
-    """The final form of combined measures: counts as BIGINT, token sums as BIGINT (0 when none)."""
+    """The final form of combined measures: counts as BIGINT, token sums as HUGEINT (0 when none;
+    a sum of stored counts never overflows)."""
 
     def final(c: str) -> str:
         if c in _COUNTS:
             return f"{c}::BIGINT AS {c}"
-        return f"coalesce({c}, 0)::BIGINT AS {c}" if c in INSIGHT_TOKENS else c
+        return f"coalesce({c}, 0)::HUGEINT AS {c}" if c in INSIGHT_TOKENS else c
 
     return ", ".join(final(c) for c in columns)
+
+
+_SUMMARY_METRICS = ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
+_PERIODS = ("today", "month", "range")
 
 
 def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = None) -> Query:
@@ -203,7 +161,7 @@ def build_summary(scope: Scope, now: datetime, dirty: Collection[date] | None = 
         "month": (_month_start(now), upto),
         "range": (scope.start, scope.end),
     }
-    metrics = ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
+    metrics = _SUMMARY_METRICS
     select, sources, params = [], [], {}
     for name, (lo, hi) in blocks.items():
         u = _union(Scope(lo, hi, scope.filters), [], _measures(*metrics), dirty, prefix=name[0])
@@ -242,7 +200,7 @@ def build_breakdown(scope: Scope, key: str, dirty: Collection[date] | None = Non
         where, params = filter_sql(scope)
         metrics = (
             "count(*) AS calls, count(*) FILTER (WHERE is_error) AS errors, "
-            + "".join(f"coalesce(sum({t}), 0)::BIGINT AS {t}, " for t in INSIGHT_TOKENS)
+            + "".join(f"coalesce(sum({t}), 0)::HUGEINT AS {t}, " for t in INSIGHT_TOKENS)
             + "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls"
         )
         source = f"(SELECT *, unnest(map_entries(tags)) AS t FROM calls WHERE {where} AND tags IS NOT NULL)"
@@ -261,18 +219,21 @@ def build_timeseries(scope: Scope, bucket: str, split: str, dirty: Collection[da
     return Query(sql, u.params)
 
 
+_HEADROOM_METRICS = (
+    "calls",
+    "rate_limited",
+    "limit_requests",
+    "min_remaining_requests",
+    "limit_tokens",
+    "min_remaining_tokens",
+    "requests_headroom_pct",
+    "tokens_headroom_pct",
+)
+
+
 def build_headroom(scope: Scope, bucket: str, dirty: Collection[date] | None = None) -> Query:
     """Per bucket and model: the limit and the lowest remaining requests/tokens seen, and 429s."""
-    metrics = (
-        "calls",
-        "rate_limited",
-        "limit_requests",
-        "min_remaining_requests",
-        "limit_tokens",
-        "min_remaining_tokens",
-        "requests_headroom_pct",
-        "tokens_headroom_pct",
-    )
+    metrics = _HEADROOM_METRICS
     u = _union(scope, [_bucket_col(bucket), _key_col("model", "model")], _measures(*metrics), dirty)
     return Query(f"SELECT bucket, model, {_out(*metrics)} FROM ({u.sql}) ORDER BY bucket, model", u.params)
 
@@ -336,7 +297,8 @@ def latency_from_histograms(
         ok = r.pop("calls") - r.pop("errors")
         if ok > 0:  # like the exact query: successful calls only
             day = r.pop("day", None)
-            b = {"bucket": _iso(datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC))} if day else {}
+            start = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) if day else None
+            b = {"bucket": format_time(start)} if start else {}
             out.append({**b, "key": r.pop("model"), "calls": ok, **r})
     return out
 
@@ -373,8 +335,8 @@ def build_unpriced(scope: Scope) -> Query:
     where, params = filter_sql(scope)
     sql = (
         "SELECT model, count(*) AS calls, string_agg(DISTINCT request_model, ', ') AS request_models, "
-        "coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
+        "coalesce(sum(input_tokens), 0)::HUGEINT AS input_tokens, "
+        "coalesce(sum(output_tokens), 0)::HUGEINT AS output_tokens, "
         "min(start_time) AS first_seen, max(start_time) AS last_seen "
         f"FROM calls WHERE {where} AND cost_usd IS NULL GROUP BY model ORDER BY calls DESC, model"
     )
@@ -481,8 +443,41 @@ def savings_by_model(table: PriceTable, groups: list[dict[str, Any]]) -> list[di
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+class InsightsParams(TimeRange):
+    """The range and the exact-match filters every insights endpoint takes."""
+
+    project: Annotated[tuple[str, ...], Values()] = ()
+    model: Annotated[tuple[str, ...], Values()] = ()
+    service: Annotated[tuple[str, ...], Values()] = ()
+    user: Annotated[tuple[str, ...], Values()] = ()
+    feature: Annotated[tuple[str, ...], Values()] = ()
+
+    @property
+    def scope(self) -> Scope:
+        filters = {name: getattr(self, name) for name in FILTER_COLUMNS}
+        return Scope(self.start, self.end, {k: v for k, v in filters.items() if v})
+
+
+assert set(FILTER_COLUMNS) <= set(InsightsParams.model_fields), "a filter dimension has no parameter"
+
+
+class ByParams(InsightsParams):
+    by: Annotated[str, Choice(BREAKDOWN_KEYS)] = "model"
+
+
+class BucketParams(InsightsParams):
+    bucket: Annotated[str, Choice(_BUCKETS)] = "hour"
+
+
+class TimeseriesParams(InsightsParams):
+    bucket: Annotated[str, Choice(_BUCKETS)] = "day"
+    split: Annotated[str, Choice(set(BREAKDOWN_KEYS) - {"tag"})] = "model"
+
+
+class LatencyParams(InsightsParams):
+    by: Annotated[str, Choice(set(BREAKDOWN_KEYS) - {"tag"})] = "model"
+    bucket: Annotated[str | None, Choice(_BUCKETS)] = None
+    exact: bool = Field(False, description="exact percentiles from calls instead of the histograms")
 
 
 Routed = Callable[[list[date]], Query]
@@ -490,41 +485,37 @@ Routed = Callable[[list[date]], Query]
 
 def _read(ctx: CollectorContext, build: Routed) -> list[dict[str, Any]]:
     """Run ``build(dirty days)`` in one read snapshot (routing and reads see the same commit)."""
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return fetch_dicts(cur, build(dirty))
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
-def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> JSONResponse:
-    return JSONResponse(
-        {
-            "start": _iso(scope.start),
-            "end": _iso(scope.end),
-            "filters": {k: list(v) for k, v in scope.filters.items()},
-            **extra,
-            "rows": rows,
-        }
-    )
+def _envelope(scope: Scope, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "start": format_time(scope.start),
+        "end": format_time(scope.end),
+        "filters": {k: list(v) for k, v in scope.filters.items()},
+        **extra,
+        "rows": rows,
+    }
 
 
-async def summary(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def summary(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     now = ctx.clock().astimezone(UTC)
     row = (await run_in_threadpool(_read, ctx, lambda dirty: build_summary(scope, now, dirty)))[0]
     out: dict[str, Any] = {}
-    for period in ("today", "month", "range"):
-        out[period] = {
-            m: row[f"{period}_{m}"] for m in ("cost_usd", "calls", "unpriced_calls", "errors", "rate_limited")
-        }
+    for period in _PERIODS:
+        out[period] = {m: row[f"{period}_{m}"] for m in _SUMMARY_METRICS}
     month_cost = Decimal(row["month_cost_usd"]) if row["month_cost_usd"] is not None else None
     projected = _project(month_cost, now)
     return _envelope(
         scope,
         [{"period": k, **v} for k, v in out.items()],
-        now=_iso(now),
+        now=format_time(now),
         today=out["today"],
         month_to_date=out["month"],
         range=out["range"],
@@ -532,41 +523,36 @@ async def summary(ctx: CollectorContext, request: Request) -> Response:
     )
 
 
-async def breakdown(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    key = _choice(request.query_params, "by", BREAKDOWN_KEYS, "model")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_breakdown(scope, key, dirty))
-    return _envelope(scope, rows, by=key)
+async def breakdown(ctx: CollectorContext, p: ByParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_breakdown(scope, p.by, dirty))
+    return _envelope(scope, rows, by=p.by)
 
 
-async def timeseries(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "day")
-    split = _choice(request.query_params, "split", BREAKDOWN_KEYS, "model")
-    if split == "tag":
-        raise BadInput("split: tag is not supported for time series; use breakdown?by=tag")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_timeseries(scope, bucket, split, dirty))
-    return _envelope(scope, rows, bucket=bucket, split=split)
+async def timeseries(ctx: CollectorContext, p: TimeseriesParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(
+        _read, ctx, lambda dirty: build_timeseries(scope, p.bucket, p.split, dirty)
+    )
+    return _envelope(scope, rows, bucket=p.bucket, split=p.split)
 
 
-async def headroom(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_headroom(scope, bucket, dirty))
-    return _envelope(scope, rows, bucket=bucket)
+async def headroom(ctx: CollectorContext, p: BucketParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_headroom(scope, p.bucket, dirty))
+    return _envelope(scope, rows, bucket=p.bucket)
 
 
-async def errors(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def errors(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda dirty: build_errors(scope, dirty))
     return _envelope(scope, rows)
 
 
-async def error_rate(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "hour")
-    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_error_rate(scope, bucket, dirty))
-    return _envelope(scope, rows, bucket=bucket)
+async def error_rate(ctx: CollectorContext, p: BucketParams) -> dict[str, Any]:
+    scope = p.scope
+    rows = await run_in_threadpool(_read, ctx, lambda dirty: build_error_rate(scope, p.bucket, dirty))
+    return _envelope(scope, rows, bucket=p.bucket)
 
 
 def _latency_rows(
@@ -574,41 +560,35 @@ def _latency_rows(
 ) -> list[dict[str, Any]]:
     if not approximate:
         return _read(ctx, lambda _dirty: build_latency(scope, key, bucket))
-    cur = ctx.store.cursor()
-    try:
+
+    def read(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         with snapshot(cur) as dirty:
             return latency_from_histograms(cur, scope, bucket, dirty)
-    finally:
-        cur.close()
+
+    return ctx.store.read(read)
 
 
-async def latency(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
-    key = _choice(request.query_params, "by", BREAKDOWN_KEYS, "model")
-    if key == "tag":
-        raise BadInput("by: tag is not supported for latency")
-    raw_bucket = request.query_params.get("bucket")
-    bucket = _choice(request.query_params, "bucket", _BUCKETS, "day") if raw_bucket else None
-    exact = request.query_params.get("exact") == "true"
-    approximate = not exact and latency_uses_histograms(scope, key, bucket)
-    rows = await run_in_threadpool(_latency_rows, ctx, scope, key, bucket, approximate)
-    return _envelope(scope, rows, by=key, bucket=bucket, approximate=approximate)
+async def latency(ctx: CollectorContext, p: LatencyParams) -> dict[str, Any]:
+    scope = p.scope
+    approximate = not p.exact and latency_uses_histograms(scope, p.by, p.bucket)
+    rows = await run_in_threadpool(_latency_rows, ctx, scope, p.by, p.bucket, approximate)
+    return _envelope(scope, rows, by=p.by, bucket=p.bucket, approximate=approximate)
 
 
-async def dimensions(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def dimensions(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda dirty: build_dimensions(scope, dirty))
     return _envelope(scope, rows)
 
 
-async def unpriced(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def unpriced(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     rows = await run_in_threadpool(_read, ctx, lambda _dirty: build_unpriced(scope))
     return _envelope(scope, rows)
 
 
-async def savings(ctx: CollectorContext, request: Request) -> Response:
-    scope = _scope(ctx, request.query_params)
+async def savings(ctx: CollectorContext, p: InsightsParams) -> dict[str, Any]:
+    scope = p.scope
     groups = await run_in_threadpool(_read, ctx, lambda dirty: build_savings_groups(scope, dirty))
     rows = await run_in_threadpool(savings_by_model, ctx.prices, groups)
     totals = {
@@ -618,39 +598,102 @@ async def savings(ctx: CollectorContext, request: Request) -> Response:
     return _envelope(scope, rows, totals=totals)
 
 
-Endpoint = Callable[[CollectorContext, Request], Awaitable[Response]]
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
 
 
-def _guard(fn: Endpoint, ctx: CollectorContext) -> Callable[[Request], Awaitable[Response]]:
-    async def handler(request: Request) -> Response:
-        try:
-            return await fn(ctx, request)
-        except BadInput as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    return handler
+def _answer(row: s.Schema, **extra: s.Schema) -> s.Schema:
+    """The envelope every insights endpoint answers (see :func:`_envelope`)."""
+    filters = {"type": "object", "additionalProperties": s.STRINGS}
+    return s.rows(row, **s.RANGE, filters=filters, **extra)
 
 
-_ENDPOINTS: dict[str, Endpoint] = {
-    "summary": summary,
-    "breakdown": breakdown,
-    "timeseries": timeseries,
-    "headroom": headroom,
-    "errors": errors,
-    "error_rate": error_rate,
-    "latency": latency,
-    "dimensions": dimensions,
-    "unpriced": unpriced,
-    "savings": savings,
-}
+_CALLS = dict.fromkeys(("calls", "errors"), s.COUNT)
+_MONEY = {"cost_usd": s.MONEY_OR_NULL, "unpriced_calls": s.COUNT}
+_PERIOD_MEASURES = {"cost_usd": s.MONEY_OR_NULL} | dict.fromkeys(_SUMMARY_METRICS[1:], s.COUNT)
+_PERIOD = s.obj(_PERIOD_MEASURES)
+_NUM = s.nullable(s.NUMBER)
+_INT = s.nullable(s.INT)
+_SEEN = dict.fromkeys(("first_seen", "last_seen"), s.nullable(s.TIME))
+_PCTS = ("p50_s", "p95_s", "p99_s", "ttfc_p50_s", "ttfc_p95_s", "ttfc_p99_s")
+_BUCKET = s.STRING
+
+_SUMMARY = _answer(
+    s.obj({"period": {"enum": list(_PERIODS)}, **_PERIOD_MEASURES}),
+    now=s.TIME,
+    today=_PERIOD,
+    month_to_date=_PERIOD,
+    range=_PERIOD,
+    projected_month_usd=s.MONEY_OR_NULL,
+)
+_BREAKDOWN = _answer(
+    s.obj({"key": s.KEY_VALUE, **_CALLS, **dict.fromkeys(INSIGHT_TOKENS, s.COUNT), **_MONEY}), by=s.STRING
+)
+_TIMESERIES = _answer(
+    s.obj({"bucket": s.TIME, "key": s.KEY_VALUE, **_CALLS, **_MONEY}), bucket=_BUCKET, split=s.STRING
+)
+_HEADROOM = _answer(
+    s.obj(
+        {"bucket": s.TIME, "model": s.STRING, "calls": s.COUNT, "rate_limited": s.COUNT}
+        | dict.fromkeys(_HEADROOM_METRICS[2:6], _INT)
+        | dict.fromkeys(("requests_headroom_pct", "tokens_headroom_pct"), _NUM)
+    ),
+    bucket=_BUCKET,
+)
+_ERRORS = _answer(
+    s.obj({"error_type": s.STRING, "status_code": _INT, "errors": s.COUNT, "share_of_calls": _NUM} | _SEEN)
+)
+_ERROR_RATE = _answer(
+    s.obj({"bucket": s.TIME, **_CALLS, "rate_limited": s.COUNT, "error_rate": _NUM}), bucket=_BUCKET
+)
+_LATENCY = _answer(
+    s.obj({"key": s.KEY_VALUE, "calls": s.COUNT} | dict.fromkeys(_PCTS, _NUM), {"bucket": s.TIME}),
+    by=s.STRING,
+    bucket=s.nullable(_BUCKET),
+    approximate=s.BOOL,
+)
+_DIMENSIONS = _answer(s.obj({"dimension": s.STRING, "value": s.STRING, "calls": s.COUNT}))
+_UNPRICED = _answer(
+    s.obj(
+        {
+            "model": s.STRING,
+            "calls": s.COUNT,
+            "request_models": s.nullable(s.STRING),
+            "input_tokens": s.COUNT,
+            "output_tokens": s.COUNT,
+        }
+        | _SEEN
+    )
+)
+_SAVINGS_TOTALS = ("cache_savings_usd", "batch_cost_usd", "batch_savings_usd")
+_SAVINGS = _answer(
+    s.obj(
+        {"model": s.STRING, "calls": s.COUNT, "cached_input_tokens": s.COUNT, "batch_calls": s.COUNT}
+        | dict.fromkeys(_SAVINGS_TOTALS, s.MONEY)
+        | {"unpriced_savings": s.BOOL}
+    ),
+    totals=s.obj(dict.fromkeys(_SAVINGS_TOTALS, s.MONEY)),
+)
 
 
-def insights_routes(ctx: CollectorContext) -> list[Route]:
-    return [
-        Route(f"/api/v1/insights/{name}", _guard(fn, ctx), methods=["GET"]) for name, fn in _ENDPOINTS.items()
-    ]
+def _endpoint(
+    name: str, handler: Any, params: type[InsightsParams], summary: str, response: s.Schema
+) -> Endpoint:
+    return Endpoint("GET", f"/api/v1/insights/{name}", handler, params, summary, response, tag="insights")
 
 
-def setup(ctx: CollectorContext) -> None:
-    """Collector component hook: add the insights routes (auth is the app's middleware)."""
-    ctx.routes.extend(insights_routes(ctx))
+ENDPOINTS = (
+    _endpoint("summary", summary, InsightsParams, "Spend today, this month and in the range", _SUMMARY),
+    _endpoint("breakdown", breakdown, ByParams, "Spend, tokens and calls by one dimension", _BREAKDOWN),
+    _endpoint(
+        "timeseries", timeseries, TimeseriesParams, "Spend over time, split by a dimension", _TIMESERIES
+    ),
+    _endpoint("headroom", headroom, BucketParams, "Rate-limit headroom and 429s over time", _HEADROOM),
+    _endpoint("errors", errors, InsightsParams, "Errors by type, model and status", _ERRORS),
+    _endpoint("error_rate", error_rate, BucketParams, "Error rate over time", _ERROR_RATE),
+    _endpoint("latency", latency, LatencyParams, "Latency percentiles by a dimension", _LATENCY),
+    _endpoint("dimensions", dimensions, InsightsParams, "Values seen per filter dimension", _DIMENSIONS),
+    _endpoint("unpriced", unpriced, InsightsParams, "Calls without a price, by model", _UNPRICED),
+    _endpoint("savings", savings, InsightsParams, "Savings from cached input and the Batch API", _SAVINGS),
+)
+
+COMPONENT = Component("insights", ENDPOINTS)

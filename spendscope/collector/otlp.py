@@ -12,24 +12,39 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Literal, NamedTuple, TypeVar
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from spendscope.collector.fastpb import (
+    AttributeCache,
+    AttributeError_,
+    Entry,
+    PbDecodeError,
+    parse_request,
+    pb_value,
+)
 from spendscope.semconv import SERVICE_NAME
 
 __all__ = [
     "DecodeError",
-    "Decoded",
     "SpanData",
     "TooLargeError",
     "decode_json",
     "decode_protobuf",
     "decode_protobuf_generic",
-    "decode_protobuf_rows",
     "decompress",
     "encode_response_json",
     "encode_response_protobuf",
-    "pb_value",
+    "walk_protobuf",
 ]
+
+T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -52,15 +67,16 @@ class SpanData(NamedTuple):
     problem: str | None = None  # set when the span could not be read; normalization rejects it
 
 
-# A decoded span: a SpanData for normalize(), a calls row already normalized, or None (not GenAI).
-Decoded = SpanData | tuple[Any, ...] | None
-
 _STATUS_ERROR = 2
 _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate or identity) without ever holding more than ``limit``."""
+    """Undo ``Content-Encoding`` (gzip, deflate or identity) without ever holding more than ``limit``.
+
+    A gzip body may hold several members (RFC 1952); they are read whole, one after the other, and
+    anything after the last member that is not one is an error, never silently dropped.
+    """
     enc = encoding.strip().lower()
     if enc in ("", "identity"):
         return body
@@ -70,31 +86,31 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         wbits = zlib.MAX_WBITS
     else:
         raise DecodeError(f"unsupported Content-Encoding {encoding!r} (gzip, deflate or identity)")
-    d = zlib.decompressobj(wbits)
-    try:
-        # max_length stops a decompression bomb before it is materialized.
-        out = d.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise DecodeError(f"invalid {enc} body: {exc}") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise TooLargeError(f"decompressed body is over the {limit} byte limit")
-    if not d.eof:
-        raise DecodeError(f"truncated {enc} body")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            # max_length stops a decompression bomb before it is materialized.
+            out = d.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise DecodeError(f"invalid {enc} body{' member' if parts else ''}: {exc}") from None
+        size += len(out)
+        if size > limit or d.unconsumed_tail:
+            raise TooLargeError(f"decompressed body is over the {limit} byte limit")
+        if not d.eof:
+            raise DecodeError(f"truncated {enc} body")
+        parts.append(out)
+        rest = d.unused_data
+        if not rest or enc != "gzip":
+            break
+    if rest:
+        raise DecodeError(f"{len(rest)} bytes of trailing data after the {enc} body")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # --- protobuf ---------------------------------------------------------------------------------
-
-
-def pb_value(v: Any) -> Any:
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [pb_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: pb_value(kv.value) for kv in v.kvlist_value.values}
-    return getattr(v, which)
 
 
 def _pb_attrs(kvs: Any) -> dict[str, Any]:
@@ -111,9 +127,6 @@ def _pb_attrs(kvs: Any) -> dict[str, Any]:
 
 def decode_protobuf_generic(body: bytes) -> list[SpanData]:
     """The straightforward walk of the generated classes (reference for :func:`decode_protobuf`)."""
-    from google.protobuf.message import DecodeError as PbDecodeError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
     try:
         req = ExportTraceServiceRequest.FromString(body)
     except PbDecodeError as exc:
@@ -141,64 +154,75 @@ def decode_protobuf_generic(body: bytes) -> list[SpanData]:
     return out
 
 
+@cache
+def _plain_cache() -> AttributeCache:
+    return AttributeCache(lambda key, value: (0, None))
+
+
 def decode_protobuf(body: bytes) -> list[SpanData]:
     """Parse an ``ExportTraceServiceRequest``; raise :class:`DecodeError` on anything malformed.
 
     Uses the attribute-as-bytes view of :mod:`spendscope.collector.fastpb`; an attribute that does
     not decode makes its span carry a ``problem`` instead of failing the whole request.
     """
-    return cast(list[SpanData], _decode_protobuf(body, fast=False))  # every item is a SpanData
+    _, spans = walk_protobuf(body, _plain_cache(), None)
+    return spans
 
 
-def decode_protobuf_rows(body: bytes) -> list[Decoded]:
-    """:func:`decode_protobuf`, with each span already normalized where the fast path can.
+# Given a span's ids, name, times, error flag, decoded attributes and service name: a result, or
+# False to have the span decoded into a SpanData instead.
+SpanHook = Callable[[bytes, bytes, str, int, int, bool, list[Entry], Any], "T | Literal[False]"]
 
-    Per span: its ``calls`` row, ``None`` for a span that is not GenAI, or the :class:`SpanData`
-    that :func:`~spendscope.collector.normalize.normalize` must handle (it rejects or coerces).
+
+def walk_protobuf(
+    body: bytes, attributes: AttributeCache, hook: SpanHook[T] | None
+) -> tuple[list[T], list[SpanData]]:
+    """Walk a protobuf request once: what ``hook`` made of each span, and the other spans decoded.
+
+    The hook lets a caller (normalization's fast path) turn most spans into its own result without
+    a :class:`SpanData`; ``hook=None`` decodes every span.
     """
-    return _decode_protobuf(body, fast=True)
-
-
-def _decode_protobuf(body: bytes, *, fast: bool) -> list[Decoded]:
-    from google.protobuf.message import DecodeError as PbDecodeError
-
-    from spendscope.collector.fastpb import AttributeError_, attribute_entries, parse_request
-    from spendscope.collector.normalize import fast_row
-
     try:
         req = parse_request(body)
     except PbDecodeError as exc:
         raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
-    out: list[Decoded] = []
+    made: list[T] = []
+    out: list[SpanData] = []
     append = out.append
     for rs in req.resource_spans:
         try:
-            resource = {e[0]: e[1] for e in attribute_entries(rs.resource.attributes)}
+            resource = {e[0]: e[1] for e in attributes.entries(rs.resource.attributes)}
         except AttributeError_ as exc:
             raise DecodeError(f"invalid resource attributes: {exc}") from None
         service = resource.get(SERVICE_NAME)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                tid, sid, name = s.trace_id, s.span_id, s.name
+                tid, sid = s.trace_id, s.span_id
                 start, end = s.start_time_unix_nano, s.end_time_unix_nano
                 error = s.status.code == _STATUS_ERROR
                 try:
-                    entries = attribute_entries(s.attributes)
+                    name = s.name.decode()
+                except UnicodeDecodeError:
+                    name = s.name.decode(errors="replace")
+                    append(
+                        SpanData(tid, sid, name, start, end, error, {}, resource, "span name is not UTF-8")
+                    )
+                    continue
+                try:
+                    entries = attributes.entries(s.attributes)
                 except AttributeError_ as exc:
                     append(SpanData(tid, sid, name, start, end, error, {}, resource, str(exc)))
                     continue
-                row = fast_row(tid, sid, name, start, end, error, entries, service) if fast else False
-                if row is False:
+                result = False if hook is None else hook(tid, sid, name, start, end, error, entries, service)
+                if result is False:
                     attrs = {e[0]: e[1] for e in entries}
                     append(SpanData(tid, sid, name, start, end, error, attrs, resource))
                 else:
-                    append(row)
-    return out
+                    made.append(result)
+    return made, out
 
 
 def encode_response_protobuf(rejected: int, message: str) -> bytes:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
     resp = ExportTraceServiceResponse()
     if rejected or message:
         resp.partial_success.rejected_spans = rejected

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import itemgetter
 from typing import Any
 
+from spendscope.collector.schema import ROW_INDEX, TOKEN_FIELDS
 from spendscope.pricing import PriceTable, Usage, normalize_tier, price_usage
 
 __all__ = ["PICO", "Pricer", "PricingResult", "pico_to_decimal"]
@@ -184,8 +186,14 @@ class Pricer:
         price_id, status, cost = self._engine(model, tier, batch, at, usage)
         return price_id, status, None if cost is None else _to_pico(cost)
 
-    def price_rows(self, rows: Sequence[tuple[Any, ...]], idx: dict[str, int]) -> list[PricingResult]:
-        m, t, b, s, err = idx["model"], idx["service_tier"], idx["batch"], idx["start_ns"], idx["is_error"]
-        t0 = idx["input_tokens"]
+    def price_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[PricingResult]:
+        """Price normalized rows (:data:`~spendscope.collector.schema.ROW_FIELDS` order)."""
         price = self.price
-        return [price(r[m], r[t], r[b], start_ns=r[s], is_error=r[err], tokens=r[t0 : t0 + 7]) for r in rows]
+        return [price(r[_M], r[_T], r[_B], start_ns=r[_S], is_error=r[_ERR], tokens=_tokens(r)) for r in rows]
+
+
+_M, _T, _B = ROW_INDEX["model"], ROW_INDEX["service_tier"], ROW_INDEX["batch"]
+_S, _ERR = ROW_INDEX["start_ns"], ROW_INDEX["is_error"]
+# The seven counts Pricer.price takes, in its order.
+_tokens = itemgetter(*(ROW_INDEX[t] for t in TOKEN_FIELDS))
+assert len(TOKEN_FIELDS) == 7

@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from spendscope.collector.normalize import TOKEN_FIELDS
 from spendscope.collector.rollups import DAILY, LATENCY_BUCKET_SQL, Combine, Rollup, percentile_buckets_sql
+from spendscope.collector.schema import TOKEN_FIELDS
 from spendscope.pricing import money_str
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "build_spend",
     "build_union",
     "fetch_dicts",
+    "fetch_rows",
     "filter_conds",
     "key_col",
     "latency_from_hist",
@@ -244,14 +245,14 @@ def build_spend(
     u = build_union(
         DAILY, start, end, _spend_cols(keys), [measure(DAILY, m) for m in DAILY.measures], dirty_days, filters
     )
-    # Counts and token sums as BIGINT: Python ints straight from Arrow (HUGEINT arrives as a decimal
-    # to format and parse back); a sum past 9.2e18 tokens fails loudly rather than wrap.
+    # Counts as BIGINT; token sums as HUGEINT, which no sum of stored counts can overflow (they
+    # arrive as decimals of scale 0 and leave as JSON integers, see fetch_dicts).
     counts = ("calls", "errors", "priced_calls", "unpriced_calls")
 
     def final(m: str) -> str:
         if m in counts:
             return f"coalesce({m}, 0)::BIGINT AS {m}"
-        return f"{m}::BIGINT AS {m}" if m in TOKEN_FIELDS else m
+        return f"{m}::HUGEINT AS {m}" if m in TOKEN_FIELDS else m
 
     metrics = ", ".join(final(m) for m in DAILY.measures)
     sql = f"SELECT {''.join(f'{k}, ' for k in keys)}{metrics} FROM ({u.sql}){_order(keys)}"
@@ -413,7 +414,7 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[list[date]]:
     (a rollup committed in between cannot make a day count twice or not at all)."""
     con.execute("BEGIN TRANSACTION")
     try:
-        yield [r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()]
+        yield sorted({r[0] for r in con.execute(DIRTY_DAYS_SQL).fetchall()})  # each day once
     finally:
         con.execute("ROLLBACK")  # nothing was written
 
@@ -421,7 +422,8 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[list[date]]:
 def to_json_value(v: Any) -> Any:
     """A DuckDB value as JSON: money and other decimals as plain strings, times as ISO."""
     if isinstance(v, Decimal):
-        return money_str(v)
+        # Scale 0 is a HUGEINT sum of counts (a whole number); any other decimal is money.
+        return int(v) if v.as_tuple().exponent == 0 else money_str(v)
     if isinstance(v, datetime):
         return v.isoformat().replace("+00:00", "Z")
     if isinstance(v, date):
@@ -437,6 +439,8 @@ def _json_column(column: Any) -> list[Any]:
     thousands of cells, mostly plain)."""
     values: list[Any] = column.to_pylist()
     kind = column.type
+    if pa.types.is_decimal(kind) and kind.scale == 0:  # HUGEINT sums: whole numbers, not money
+        return [None if v is None else int(v) for v in values]
     if (
         pa.types.is_integer(kind)
         or pa.types.is_floating(kind)
@@ -448,11 +452,19 @@ def _json_column(column: Any) -> list[Any]:
     return [to_json_value(v) for v in values]
 
 
+def _used_params(q: Query) -> dict[str, Any]:
+    # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
+    return {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
+
+
+def fetch_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[tuple[Any, ...]]:
+    """The rows as Python values (no TIMESTAMPTZ columns: DuckDB converts those through pytz)."""
+    return con.execute(q.sql, _used_params(q)).fetchall()
+
+
 def fetch_dicts(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict[str, Any]]:
     # Through Arrow: DuckDB's own Python conversion of TIMESTAMPTZ needs pytz, Arrow uses zoneinfo.
-    # DuckDB refuses named parameters the statement does not use; builders may leave some unused.
-    params = {k: v for k, v in q.params.items() if re.search(rf"\${k}\b", q.sql)}
-    table = con.sql(q.sql, params=params).to_arrow_table()
+    table = con.sql(q.sql, params=_used_params(q)).to_arrow_table()
     names = table.column_names
     columns = [_json_column(table.column(i)) for i in range(len(names))]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -11,23 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
 import anyio
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import Response
 
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, build_batch, reject_before
+from spendscope.collector.ingest import IngestBatch, ShuttingDown, Writer, prepare_batch, reject_before
 from spendscope.collector.otlp import (
-    Decoded,
     DecodeError,
     TooLargeError,
-    decode_json,
-    decode_protobuf_rows,
-    decompress,
     encode_response_json,
     encode_response_protobuf,
 )
@@ -45,20 +41,21 @@ _CONTENT_TYPES = {
     "application/json": _JSON,
 }
 _COMMIT_TIMEOUT_S = 60.0
+_BODY_TIMEOUT_S = 60.0
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time (answered with 408)."""
+
 
 # google.rpc.Code values that match the HTTP statuses we send.
-_RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
+_RPC_CODE = {400: 3, 408: 4, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14, 401: 16}
 
 
 def _status_body(kind: str, http_status: int, message: str) -> bytes:
     code = _RPC_CODE.get(http_status, 2)
     if kind == _PROTOBUF:
-        try:
-            from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
-
-            return bytes(Status(code=code, message=message).SerializeToString())
-        except ImportError:  # googleapis-common-protos is a dependency of the exporter, but be safe
-            pass
+        return bytes(Status(code=code, message=message).SerializeToString())
     return json.dumps({"code": code, "message": message}).encode()
 
 
@@ -70,9 +67,15 @@ class TracesEndpoint:
         settings = ctx.config.collector
         self.max_body = settings.max_body_bytes
         self.retry_after = str(settings.retry_after_s)
+        # Bodies held at once (read, then decoded): memory is bounded by this times max_body_bytes,
+        # because a request takes its slot before the first body byte is read.
         self._limiter = anyio.CapacityLimiter(settings.max_concurrent_decodes)
         self.requests = 0
         self.refused = 0
+
+    @property
+    def bodies_in_memory(self) -> int:
+        return int(self._limiter.borrowed_tokens)
 
     def _error(self, kind: str, status: int, message: str, *, retry: bool = False) -> Response:
         headers = {"Retry-After": self.retry_after} if retry else None
@@ -96,11 +99,15 @@ class TracesEndpoint:
                 raise TooLargeError(f"body of {size} bytes is over the {self.max_body} byte limit")
         chunks: list[bytes] = []
         total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > self.max_body:
-                raise TooLargeError(f"body is over the {self.max_body} byte limit")
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(_BODY_TIMEOUT_S):  # a slow sender must not hold its slot forever
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > self.max_body:
+                        raise TooLargeError(f"body is over the {self.max_body} byte limit")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BodyTimeout(f"the body did not arrive within {_BODY_TIMEOUT_S:g} s") from None
         return b"".join(chunks)
 
     def _drop_expired(self, batch: IngestBatch) -> IngestBatch:
@@ -112,41 +119,35 @@ class TracesEndpoint:
         reason = f"span starts before the calls retention window (retention.calls_days = {days})"
         return reject_before(batch, first_day, reason)
 
-    def _prepare(
-        self, body: bytes, encoding: str, decode: Callable[[bytes], Sequence[Decoded]]
-    ) -> IngestBatch:
-        raw = decompress(body, encoding, self.max_body)
-        spans = decode(raw)
-        pricer = self.ctx.pricer
-        assert pricer is not None
-        return build_batch(spans, pricer)
-
     async def _decode_and_offer(self, request: Request, kind: str, writer: Writer) -> IngestBatch | Response:
         """Read, decode and queue the request's spans; an error answer if any step refuses it."""
-        decode = decode_protobuf_rows if kind == _PROTOBUF else decode_json
+        is_json = kind == _JSON
+        encoding = request.headers.get("content-encoding", "")
         try:
-            body = await self._read_body(request)
-            encoding = request.headers.get("content-encoding", "")
-            pool = self.ctx.extras.get("decode_pool")
-            if pool is None:
-                batch = await anyio.to_thread.run_sync(
-                    self._prepare, body, encoding, decode, limiter=self._limiter
-                )
-            else:
-                async with self._limiter:
-                    fut = pool.submit(prepare, body, encoding, kind == _JSON, self.max_body)
+            async with self._limiter:
+                body = await self._read_body(request)
+                pool = self.ctx.decode_pool
+                if pool is None:
+                    pricer = self.ctx.pricer
+                    assert pricer is not None
+                    batch = await anyio.to_thread.run_sync(
+                        prepare_batch, body, encoding, is_json, self.max_body, pricer
+                    )
+                else:
+                    fut = pool.executor.submit(prepare, body, encoding, is_json, self.max_body)
                     batch = to_batch(await asyncio.wrap_future(fut))
+                del body
         except TooLargeError as exc:
             return self._error(kind, 413, str(exc))
+        except BodyTimeout as exc:
+            return self._error(kind, 408, str(exc))
         except DecodeError as exc:
             return self._error(kind, 400, str(exc))
         except BrokenProcessPool:
             log.error("a decode worker died; restarting the pool")
-            restart = self.ctx.extras.get("restart_decode_pool")
-            if restart is not None:
-                restart()
+            if self.ctx.decode_pool is not None:
+                self.ctx.decode_pool.restart()
             return self._error(kind, 503, "decoder restarted, retry later", retry=True)
-        del body
         batch = self._drop_expired(batch)
         if batch.size:
             try:

@@ -50,7 +50,24 @@ def record_price_version(con: duckdb.DuckDBPyConnection, table: PriceTable, now:
     )
 
 
-def reprice_day(con: duckdb.DuckDBPyConnection, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
+# Flag a re-priced day for the rollups: the local table has a key to upsert on; the lake's has none
+# (and a marked_at column), so there the flag is replaced.
+_MARK_LOCAL = (
+    "INSERT INTO rollup_state (day, dirty) VALUES ($day, true) ON CONFLICT (day) DO UPDATE SET dirty = true",
+)
+_MARK_LAKE = (
+    "DELETE FROM rollup_state WHERE day = $day",
+    "INSERT INTO rollup_state VALUES ($day, true, NULL, now())",
+)
+
+
+def reprice_day(
+    con: duckdb.DuckDBPyConnection,
+    pricer: Pricer,
+    day: Any,
+    since: datetime,
+    mark: tuple[str, ...] = _MARK_LOCAL,
+) -> dict[str, Any]:
     rows = con.execute(_SELECT, {"day": day, "since": since}).fetchall()
     changed: list[tuple[Any, ...]] = []
     before = after = Decimal(0)
@@ -86,11 +103,8 @@ def reprice_day(con: duckdb.DuckDBPyConnection, pricer: Pricer, day: Any, since:
                 "WHERE calls.day = $day AND calls.trace_id = u.trace_id AND calls.span_id = u.span_id",
                 {"day": day},
             )
-            con.execute(
-                "INSERT INTO rollup_state (day, dirty) VALUES ($day, true) "
-                "ON CONFLICT (day) DO UPDATE SET dirty = true",
-                {"day": day},
-            )
+            for sql in mark:
+                con.execute(sql, {"day": day})
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -107,9 +121,29 @@ def reprice_day(con: duckdb.DuckDBPyConnection, pricer: Pricer, day: Any, since:
 
 
 def _reprice_day_task(
-    con: duckdb.DuckDBPyConnection, *, pricer: Pricer, day: Any, since: datetime
+    con: duckdb.DuckDBPyConnection,
+    *,
+    pricer: Pricer,
+    day: Any,
+    since: datetime,
+    mark: tuple[str, ...] = _MARK_LOCAL,
 ) -> dict[str, Any]:
-    return reprice_day(con, pricer, day, since)
+    return reprice_day(con, pricer, day, since, mark)
+
+
+def _reprice_everywhere(ctx: CollectorContext, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
+    """One day: the local file's calls, and with a lake then the lake's (in that order, so a row
+    shipped in between is re-priced on one side or the other, never missed)."""
+    res: dict[str, Any] = ctx.store.run_write(partial(_reprice_day_task, pricer=pricer, day=day, since=since))
+    if ctx.lake is None:
+        return res
+    shared: dict[str, Any] = ctx.lake.state.run_write(
+        partial(_reprice_day_task, pricer=pricer, day=day, since=since, mark=_MARK_LAKE)
+    )
+    return {
+        **{k: res[k] + shared[k] for k in ("examined", "changed", "before", "after")},
+        "samples": res["samples"] + shared["samples"],
+    }
 
 
 def reprice(ctx: CollectorContext, since: datetime) -> dict[str, Any]:
@@ -129,9 +163,7 @@ def reprice(ctx: CollectorContext, since: datetime) -> dict[str, Any]:
     before = after = Decimal(0)
     samples: list[dict[str, Any]] = []
     for day in days:
-        res: dict[str, Any] = ctx.store.run_write(
-            partial(_reprice_day_task, pricer=pricer, day=day, since=since)
-        )
+        res = _reprice_everywhere(ctx, pricer, day, since)
         examined += res["examined"]
         changed += res["changed"]
         before += res["before"]

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 import duckdb
 
 from spendscope.collector.config import RetentionSettings
-from spendscope.collector.normalize import TOKEN_FIELDS
+from spendscope.collector.schema import TOKEN_FIELDS
 
 __all__ = [
     "DAILY",
@@ -156,10 +156,15 @@ _DAY_TABLES = (*(r.table for r in ROLLUPS), "rollup_latency_daily", "rollup_late
 
 
 def roll_dirty_days(
-    con: duckdb.DuckDBPyConnection, now: datetime, limit: int | None = None, skip: Collection[date] = ()
+    con: duckdb.DuckDBPyConnection,
+    now: datetime,
+    limit: int | None = None,
+    skip: Collection[date] = (),
+    fence: str | None = None,
 ) -> int:
     """Recompute every rollup of the dirty days (the newest ``limit`` of them, or all) in one
-    transaction, leaving the days in ``skip`` dirty; return how many days."""
+    transaction, leaving the days in ``skip`` dirty; return how many days. ``fence`` is run first
+    in the transaction (the lake serialises its rollups with the shipments through it)."""
     pick = (
         "SELECT day FROM rollup_state WHERE dirty AND NOT list_contains($skip::DATE[], day) ORDER BY day DESC"
     )
@@ -171,6 +176,8 @@ def roll_dirty_days(
         row = con.execute("SELECT count(*) FROM dirty_days").fetchone()
         n = int(row[0]) if row else 0
         if n:
+            if fence is not None:
+                con.execute(fence)
             for table in _DAY_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE day IN (SELECT day FROM dirty_days)")
             for rollup in ROLLUPS:

@@ -7,7 +7,6 @@ queue, checkpoints DuckDB and closes the file.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -15,29 +14,39 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
-import duckdb
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 
+from spendscope.collector import components
 from spendscope.collector.app import create_app
-from spendscope.collector.components import COMPONENTS
 from spendscope.collector.config import Config
+from spendscope.collector.connections import guarded_protocol
 from spendscope.collector.context import CollectorContext, utc_now
-from spendscope.collector.ingest import Writer, epoch_dates
+from spendscope.collector.core import rollup_now, safely
+from spendscope.collector.ingest import Writer
+from spendscope.collector.lake.replica import LakeReplica, check_data_path
+from spendscope.collector.lake.settings import LakeSettings, default_replica
+from spendscope.collector.policy import is_loopback
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.reprice import record_price_version
-from spendscope.collector.rollups import apply_retention, roll_dirty_days
+from spendscope.collector.rollups import roll_dirty_days
 from spendscope.collector.store import Store
 from spendscope.collector.warmup import warm_up
+from spendscope.collector.workers import DecodePool, auto_workers
+from spendscope.pricing import PriceDataError
+from spendscope.pricing.build import PriceSources, build_price_table
 
 __all__ = [
     "JsonLogFormatter",
     "build_context",
     "configure_logging",
     "default_duckdb_threads",
+    "open_lake",
     "rollup_now",
     "run",
     "shutdown",
@@ -77,10 +86,6 @@ def configure_logging(level: str) -> None:
 
 def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> CollectorContext:
     """Open the store, apply migrations, load prices and run each component's ``setup``."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from spendscope.pricing import PriceTable
-
     settings = config.collector
     store = Store(
         settings.db_path,
@@ -88,14 +93,17 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         memory_limit=settings.duckdb_memory_limit,
         checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
-    store.migrate()
-    table = PriceTable.default()
-    if config.pricing_overrides:
-        table = table.with_overrides(list(config.pricing_overrides))
+    components.migrate(store)
+    sources = PriceSources.load(config.pricing.overrides, config.pricing_extra_tables)
+    table = build_price_table(sources)
+    for hidden in table.shadowed():
+        if hidden.fields:  # an extra table disagrees with the reviewed table: say so at every start
+            log.warning("%s", hidden.describe())
     record_price_version(store.connection, table, clock())
     scheduler = BackgroundScheduler(timezone="UTC")
     ctx = CollectorContext(config=config, store=store, prices=table, scheduler=scheduler, clock=clock)
     ctx.pricer = Pricer(table)
+    ctx.price_sources = sources  # the decode workers build the same table from it
     ctx.writer = Writer(
         store,
         max_queue_spans=settings.max_queue_spans,
@@ -103,25 +111,41 @@ def build_context(config: Config, clock: Callable[[], datetime] = utc_now) -> Co
         linger_s=settings.writer_linger_ms / 1000,
     )
     store.attach_writer(ctx.writer)
-    scheduler.add_job(
-        lambda: _safe(lambda: rollup_now(ctx)),
-        "interval",
-        seconds=settings.rollup_interval_s,
-        id="spendscope.rollups",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        lambda: _safe(lambda: store.run_write(lambda con: apply_retention(con, clock(), config.retention))),
-        "interval",
-        hours=1,
-        id="spendscope.retention",
-        max_instances=1,
-        coalesce=True,
-    )
-    for name in COMPONENTS:
-        importlib.import_module(name).setup(ctx)
+    if config.lake is not None:
+        ctx.lake = open_lake(config.lake, ctx)
+    for part in components.load():
+        if part.setup is not None:
+            part.setup(ctx)
     return ctx
+
+
+def open_lake(settings: LakeSettings, ctx: CollectorContext) -> LakeReplica:
+    """This replica's side of the lake: a writable data path and a replica name no live process
+    uses are checked now (clear errors); an unreachable catalog is retried in the background."""
+    check_data_path(settings.data_path)
+    writer = ctx.writer
+    lake = LakeReplica(
+        settings,
+        ctx.store,
+        settings.replica or default_replica(ctx.config.collector.port),
+        retention=ctx.config.retention,
+        rows_committed=lambda: writer.rows_committed if writer is not None else 0,
+    )
+    lake.first_contact()
+    return lake
+
+
+def _raise_open_file_limit() -> None:
+    """Every connection is a file descriptor: use all the process may have, not a low soft limit."""
+    try:
+        import resource  # noqa: PLC0415 (POSIX only)
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else hard
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def default_duckdb_threads() -> int:
@@ -134,60 +158,13 @@ def default_duckdb_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-# Days re-rolled per writer task: a backfill of many days (a migration, a long outage) then lets
-# ingest commits run between its steps instead of holding the writer for its whole length.
-ROLLUP_DAYS_PER_TASK = 4
-
-
-def rollup_now(ctx: CollectorContext) -> int:
-    """Re-roll the dirty days that have settled, in the writer thread, a few days per task.
-
-    A day that commits touched since the previous pass is left for a later one: it is still
-    receiving calls, so its rollup would be stale at once (queries read its calls meanwhile), and
-    re-rolling a busy current day every interval grows with the day until it costs more than
-    ingest itself. Returns how many days were rolled.
-    """
-    busy: list[date] | None = None
-
-    def task(con: duckdb.DuckDBPyConnection) -> int:
-        nonlocal busy
-        if busy is None:
-            busy = epoch_dates(ctx.writer.marked_days) if ctx.writer is not None else []
-            if ctx.writer is not None:
-                ctx.writer.marked_days.clear()  # the next commit re-flags the days it touches
-        return roll_dirty_days(con, ctx.clock(), limit=ROLLUP_DAYS_PER_TASK, skip=busy)
-
-    total = 0
-    while True:
-        n = ctx.store.run_write(task)
-        total += n
-        if n < ROLLUP_DAYS_PER_TASK:
-            return total
-
-
-def _safe(fn: Callable[[], Any]) -> None:
-    try:
-        fn()
-    except Exception:
-        log.exception("scheduled job failed")
-
-
 def _start_decode_pool(ctx: CollectorContext) -> None:
-    from spendscope.collector.workers import auto_workers, make_pool
-
     settings = ctx.config.collector
     n = settings.decode_workers if settings.decode_workers is not None else auto_workers()
     if n <= 0:
         return
-
-    def restart() -> None:
-        old = ctx.extras.get("decode_pool")
-        ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-
-    ctx.extras["restart_decode_pool"] = restart
-    ctx.extras["decode_pool"] = make_pool(n, ctx.config.pricing_overrides)
+    assert ctx.price_sources is not None
+    ctx.decode_pool = DecodePool(n, ctx.price_sources)
     log.info("decoding in %d worker process(es)", n)
 
 
@@ -199,47 +176,55 @@ def start(ctx: CollectorContext) -> None:
     # In the writer thread, so that the collector answers at once while it runs.
     ctx.writer.submit(lambda con: warm_up(pricer, con))
     ctx.scheduler.start()
+    if ctx.lake is not None:
+        ctx.lake.start()
     # Roll up what an earlier run left dirty, off the request path.
-    ctx.scheduler.add_job(
-        lambda: _safe(lambda: rollup_now(ctx)),
-        id="spendscope.rollups.startup",
-    )
+    ctx.scheduler.add_job(safely(lambda: rollup_now(ctx)), id="spendscope.rollups.startup")
 
 
 def shutdown(ctx: CollectorContext) -> None:
     """Stop jobs, drain and commit the queue, checkpoint and close. Idempotent."""
-    if ctx.extras.get("shut_down"):
+    if ctx.shut_down:
         return
-    ctx.extras["shut_down"] = True
+    ctx.shut_down = True
     try:
         if ctx.scheduler.running:
             ctx.scheduler.shutdown(wait=True)
     except Exception:
         log.exception("scheduler shutdown failed")
-    pool = ctx.extras.pop("decode_pool", None)
+    pool, ctx.decode_pool = ctx.decode_pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
     if ctx.writer is not None:
         pending = ctx.writer.pending_spans
         if not ctx.writer.stop(timeout=120):
             log.error("writer did not finish draining within 120 s")
         log.info("writer drained (%d spans were queued at shutdown)", pending)
     ctx.store.attach_writer(None)
-    try:
-        roll_dirty_days(ctx.store.connection, ctx.clock())
-    except Exception:
-        log.exception("final rollup failed")
+    if ctx.lake is not None:
+        ctx.lake.stop()  # ships what is left (bounded) and gives the lease up
+    else:
+        try:
+            roll_dirty_days(ctx.store.connection, ctx.clock())
+        except Exception:
+            log.exception("final rollup failed")
     ctx.store.close()
     log.info("collector stopped; database checkpointed and closed")
 
 
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    import uvicorn
-
-    from spendscope.pricing import PriceDataError
-
     configure_logging(config.collector.log_level)
+    settings = config.collector
+    if not is_loopback(settings.host) and not config.token and not settings.allow_unauthenticated:
+        log.error(
+            "refusing to listen on %s without a token: anyone who can reach it could read spend and "
+            "change alerts. Set SPENDSCOPE_TOKEN, bind to 127.0.0.1, or set "
+            "collector.allow_unauthenticated = true if something else guards this address",
+            settings.host,
+        )
+        return 2
+    _raise_open_file_limit()
     try:
         ctx = build_context(config)
     except PriceDataError as exc:
@@ -272,7 +257,10 @@ def run(config: Config) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
-        limit_concurrency=256,
+        # Requests in flight are limited by the request policy (which always answers /healthz);
+        # idle and slow connections are closed by the protocol's header deadline.
+        limit_concurrency=None,
+        http=guarded_protocol(settings.header_timeout_s),
         server_header=False,
     )
     server = uvicorn.Server(uv_config)

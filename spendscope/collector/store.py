@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from importlib import resources
 from pathlib import Path
@@ -22,7 +22,7 @@ __all__ = ["MIGRATIONS_PACKAGE", "Store", "WriteExecutor", "list_migrations"]
 
 log = logging.getLogger("spendscope.collector.store")
 
-MIGRATIONS_PACKAGE = "spendscope.collector.migrations"
+MIGRATIONS_PACKAGE = "spendscope.collector.migrations"  # the core's; components add their own
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 T = TypeVar("T")
@@ -32,14 +32,18 @@ class WriteExecutor(Protocol):
     def submit(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future[Any]: ...
 
 
-def list_migrations() -> list[tuple[int, str, str]]:
-    """(number, file name, SQL) for every ``NNN_name.sql`` in the migrations folder, in order."""
-    folder = resources.files("spendscope.collector").joinpath("migrations")
+def list_migrations(packages: Sequence[str] = (MIGRATIONS_PACKAGE,)) -> list[tuple[int, str, str]]:
+    """(number, file name, SQL) for every ``NNN_name.sql`` in the packages, in number order.
+
+    The numbers are one sequence across packages (each component keeps its files, the order of
+    application is global), so a number may be used once.
+    """
     found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    for package in packages:
+        for entry in resources.files(package).iterdir():
+            m = _MIGRATION_NAME.match(entry.name)
+            if m:
+                found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     numbers = [n for n, _, _ in found]
     dupes = sorted({n for n in numbers if numbers.count(n) > 1})
@@ -74,6 +78,8 @@ class Store:
         self._con.execute("SET TimeZone = 'UTC'")
         self._writer: WriteExecutor | None = None
         self._lock = threading.Lock()
+        # Prepares every read cursor (the lake points table names at its read views); may refuse.
+        self.on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None
         self.closed = False
 
     @property
@@ -85,7 +91,21 @@ class Store:
         """A new connection to the same database for reading, from any thread. Close it when done."""
         cur = self._con.cursor()
         cur.execute("SET TimeZone = 'UTC'")
+        if self.on_cursor is not None:
+            try:
+                self.on_cursor(cur)
+            except BaseException:
+                cur.close()
+                raise
         return cur
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``fn(cursor)`` with a fresh read cursor (from any thread), closed afterwards."""
+        cur = self.cursor()
+        try:
+            return fn(cur)
+        finally:
+            cur.close()
 
     def attach_writer(self, writer: WriteExecutor | None) -> None:
         self._writer = writer
@@ -111,8 +131,9 @@ class Store:
             fut.set_exception(exc)
         return fut
 
-    def migrate(self) -> list[str]:
-        """Apply the migrations not yet recorded, each in its own transaction; return their names."""
+    def migrate(self, packages: Sequence[str] = (MIGRATIONS_PACKAGE,)) -> list[str]:
+        """Apply the migrations of ``packages`` not yet recorded, each in its own transaction, in
+        number order; return their names."""
         con = self._con
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -120,7 +141,7 @@ class Store:
         )
         done = {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
         applied: list[str] = []
-        for number, name, sql in list_migrations():
+        for number, name, sql in list_migrations(packages):
             if number in done:
                 continue
             con.execute("BEGIN TRANSACTION")

@@ -13,10 +13,14 @@ import time
 
 import duckdb
 import pyarrow as pa
+import pyarrow.acero
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from spendscope import semconv as sc
 from spendscope.collector.ingest import build_batch, insert_batch
-from spendscope.collector.otlp import decode_protobuf_rows, encode_response_json, encode_response_protobuf
+from spendscope.collector.normalize import rows_from_protobuf
+from spendscope.collector.otlp import encode_response_json, encode_response_protobuf
 from spendscope.collector.pricer import Pricer
 
 __all__ = ["sample_request", "warm_receiver", "warm_store", "warm_up"]
@@ -26,9 +30,6 @@ log = logging.getLogger("spendscope.collector.warmup")
 
 def sample_request() -> bytes:
     """An OTLP protobuf export of one priced chat span, as our SDK sends it."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     rs.resource.attributes.append(KeyValue(key=sc.SERVICE_NAME, value=AnyValue(string_value="warmup")))
@@ -52,7 +53,7 @@ def sample_request() -> bytes:
 
 def warm_receiver(pricer: Pricer) -> pa.Table | None:
     """Decode, price and convert the sample as a request would (also in a decode worker)."""
-    batch = build_batch(decode_protobuf_rows(sample_request()), pricer)
+    batch = build_batch(rows_from_protobuf(sample_request()), pricer)
     encode_response_protobuf(0, "")
     encode_response_json(0, "")
     return batch.table
@@ -60,8 +61,6 @@ def warm_receiver(pricer: Pricer) -> pa.Table | None:
 
 def warm_store(con: duckdb.DuckDBPyConnection, table: pa.Table | None) -> None:
     """Run the writer's steps on ``table`` in a transaction that is rolled back."""
-    import pyarrow.acero  # noqa: F401  (the writer's repeat check groups with it)
-
     if table is None:
         return
     starts = table.column("start_ns")

@@ -12,18 +12,20 @@ import atexit
 import gc
 import multiprocessing as mp
 import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
-from spendscope.collector.ingest import IngestBatch, build_batch
-from spendscope.collector.otlp import decode_json, decode_protobuf_rows, decompress
+from spendscope.collector.ingest import IngestBatch, prepare_batch
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.warmup import warm_up
+from spendscope.pricing.build import PriceSources, build_price_table
 
-__all__ = ["Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
+__all__ = ["DecodePool", "Prepared", "auto_workers", "make_pool", "prepare", "to_batch"]
 
 _pricer: Pricer | None = None
 
@@ -50,20 +52,13 @@ def auto_workers() -> int:
     return 0 if cores < 2 else min(4, cores)
 
 
-def _init(overrides: tuple[dict[str, Any], ...]) -> None:
+def _init(sources: PriceSources) -> None:
     global _pricer
-    import signal
-
-    from spendscope.pricing import PriceTable
-
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(os.getppid())
 
-    table = PriceTable.default()
-    if overrides:
-        table = table.with_overrides(list(overrides))
-    _pricer = Pricer(table)
+    _pricer = Pricer(build_price_table(sources))
     warm_up(_pricer)  # lazy imports now, and then frozen below with the rest
     # Decoding allocates millions of short-lived containers, which keeps the cyclic collector busy;
     # what exists now (modules, the price table) lives as long as the worker, so leave it out of
@@ -75,8 +70,6 @@ def _init(overrides: tuple[dict[str, Any], ...]) -> None:
 
 def _watch_parent(parent: int) -> None:
     """Exit when the collector is gone (kill -9 included): the pool's pipes never report it."""
-    import threading
-    import time
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -90,22 +83,36 @@ def _warm() -> int:
     return os.getpid()
 
 
-def make_pool(workers: int, overrides: tuple[dict[str, Any], ...]) -> ProcessPoolExecutor:
+def make_pool(workers: int, sources: PriceSources) -> ProcessPoolExecutor:
     # spawn, not fork: the parent holds DuckDB and its threads, which must not be forked.
     pool = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(overrides,)
+        workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(sources,)
     )
     for _ in range(workers):
         pool.submit(_warm)
     return pool
 
 
+class DecodePool:
+    """The decode processes; :meth:`restart` replaces them after one died (the pool is then broken)."""
+
+    def __init__(self, workers: int, sources: PriceSources) -> None:
+        self._workers = workers
+        self._sources = sources
+        self.executor = make_pool(workers, sources)
+
+    def restart(self) -> None:
+        old, self.executor = self.executor, make_pool(self._workers, self._sources)
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 def prepare(body: bytes, encoding: str, is_json: bool, limit: int) -> Prepared:
     """Runs in a worker: the same steps as the in-process path, Arrow table serialized as IPC."""
     assert _pricer is not None, "worker not initialized"
-    raw = decompress(body, encoding, limit)
-    spans = decode_json(raw) if is_json else decode_protobuf_rows(raw)
-    batch = build_batch(spans, _pricer)
+    batch = prepare_batch(body, encoding, is_json, limit, _pricer)
     ipc: bytes | None = None
     if batch.table is not None:
         sink = pa.BufferOutputStream()

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from spendscope.dashboard.client import ApiError
-from spendscope.dashboard.filters import DIMENSIONS, STATE_KEY, Filters, default_range
+from spendscope.client import ApiError
+from spendscope.dashboard.filters import STATE_KEY, Filters, default_range
 from spendscope.dashboard.view import client
+from spendscope.dimensions import DIMENSIONS
 
 __all__ = ["PAGES", "main"]
 

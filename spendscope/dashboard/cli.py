@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spendscope.dashboard.client import API_ENV, DEFAULT_API, TOKEN_ENV
+from spendscope.client import API_ENV, DEFAULT_API, TOKEN_ENV, add_api_option
 
 __all__ = ["APP_PATH", "DEFAULT_PORT", "dashboard_argv", "dashboard_command", "register", "run_dashboard"]
 
@@ -103,12 +103,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("dashboard", help="run the Streamlit dashboard over the collector's API")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    add_api_option(p)
     p.add_argument(
-        "--api",
-        default=os.environ.get(API_ENV) or DEFAULT_API,
-        help=f"collector URL (default {API_ENV} or {DEFAULT_API})",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1; see the README on auth)"
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1; see docs/dashboard.md on auth)"
     )
     p.set_defaults(func=_cmd_dashboard)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-__all__ = ["DIMENSIONS", "STATE_KEY", "Filters", "default_range"]
+from spendscope.dimensions import DIMENSIONS
+from spendscope.isotime import format_time
+
+__all__ = ["STATE_KEY", "Filters", "default_range"]
 
 STATE_KEY = "spendscope_filters"
-# Filter name → the query parameter the insights endpoints accept.
-DIMENSIONS: tuple[str, ...] = ("project", "model", "service", "user", "feature")
 
 
 def default_range(today: date) -> tuple[date, date]:
@@ -46,8 +47,8 @@ class Filters:
 
     def range_params(self) -> dict[str, str | int | None]:
         return {
-            "start": self.start_time.isoformat().replace("+00:00", "Z"),
-            "end": self.end_time.isoformat().replace("+00:00", "Z"),
+            "start": format_time(self.start_time),
+            "end": format_time(self.end_time),
         }
 
     def params(self) -> dict[str, str | int | None]:

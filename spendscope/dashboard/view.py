@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
 import streamlit as st
 
-from spendscope.dashboard.client import ApiClient, ApiError, client_from_env
+from spendscope.client import PAGE_TIMEOUT_S, ApiClient, ApiError, Params, client_from_env
 from spendscope.dashboard.filters import STATE_KEY, Filters, default_range
 from spendscope.dashboard.formatting import (
     format_count,
@@ -57,7 +57,7 @@ _SECONDS = ("_s",)
 
 
 def client() -> ApiClient:
-    return client_from_env()
+    return client_from_env(timeout_s=PAGE_TIMEOUT_S)
 
 
 def filters() -> Filters:
@@ -82,14 +82,14 @@ def stop_with_error(err: ApiError) -> NoReturn:
     raise AssertionError("unreachable")  # st.stop() raises; this satisfies the type checker
 
 
-def fetch(path: str, params: Mapping[str, str | int | None] | None = None) -> dict[str, Any]:
+def fetch(path: str, params: Params | None = None) -> dict[str, Any]:
     try:
         return client().get(path, params)
     except ApiError as err:
         stop_with_error(err)
 
 
-def fetch_rows(path: str, params: Mapping[str, str | int | None] | None = None) -> list[dict[str, Any]]:
+def fetch_rows(path: str, params: Params | None = None) -> list[dict[str, Any]]:
     try:
         return client().rows(path, params)
     except ApiError as err:

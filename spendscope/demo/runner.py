@@ -7,7 +7,6 @@ OpenAI itself, which is the bundled fake. Ctrl-C or SIGTERM stops everything, ch
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -17,8 +16,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from spendscope.client import client_from_env
 
 __all__ = ["DemoOptions", "demo_config", "run_demo"]
 
@@ -149,16 +150,6 @@ class _Children:
                 proc.wait(5)
 
 
-def _api(url: str, method: str = "GET") -> Any:
-    request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
-    request.add_header("content-type", "application/json")
-    token = os.environ.get("SPENDSCOPE_TOKEN")
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[list[bool]]:
     stop = [False]
@@ -287,9 +278,7 @@ def _print_banner(
 
 
 def _print_summary(collector: str) -> None:
-    spend = _api(
-        f"{collector}/api/v1/spend?start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z&group_by=service"
-    )
+    spend = client_from_env(api=collector).spend(datetime(2000, 1, 1, tzinfo=UTC), group_by="service")
     print("spend by service (tracked by the collector):")
     for row in spend.get("rows", []):
         print(f"  {row.get('service')!s:<16} {row.get('calls')!s:>6} calls  ${row.get('cost_usd')}")

@@ -1,4 +1,4 @@
-"""Cross-check of our table against an independent source (the ``genai-prices`` package).
+"""Cross-check of our table against independent sources: genai-prices and LiteLLM's price map.
 
 Every disagreement is listed with both values; each is either fixed in the data or reviewed in
 ``data/check_exceptions.toml`` with its reason. The exceptions pin both values, so an entry stops
@@ -7,14 +7,20 @@ applying (and the disagreement resurfaces) as soon as either side changes.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from spendscope.pricing.findings import MISSING, Disagreement
+from spendscope.pricing.foreign import parse_genai_prices, parse_litellm
+from spendscope.pricing.importing import compare_foreign
 from spendscope.pricing.loading import PriceDataError
 from spendscope.pricing.model import TIERS, PriceRow, Tier, money_str
 from spendscope.pricing.table import PriceTable
@@ -23,12 +29,17 @@ __all__ = [
     "COMPARED_FIELDS",
     "Disagreement",
     "ReviewedException",
+    "check_all",
     "compare_with_genai_prices",
+    "compare_with_genai_prices_data",
+    "compare_with_litellm",
+    "genai_prices_data_json",
     "load_exceptions",
+    "mark_reviewed",
 ]
 
 EXCEPTIONS_FILE = "check_exceptions.toml"
-MISSING = "missing"
+SOURCES = ("genai-prices", "litellm")
 
 # Our field → genai-prices' price key (both USD per million tokens).
 COMPARED_FIELDS: dict[str, str] = {
@@ -53,30 +64,8 @@ _CONTEXTS: dict[Tier, dict[str, str] | None] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Disagreement:
-    model: str  # our model name (or genai-prices' when we have no such model)
-    tier: Tier
-    field: str  # one of COMPARED_FIELDS, "long_context_threshold", "model" or "tier"
-    ours: str
-    theirs: str
-    at: date
-    reviewed: str | None = None  # the exception's reason when reviewed
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "tier": self.tier,
-            "field": self.field,
-            "ours": self.ours,
-            "theirs": self.theirs,
-            "at": self.at.isoformat(),
-            "reviewed": self.reviewed is not None,
-            "reason": self.reviewed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class ReviewedException:
+    source: str  # the source the disagreement was reviewed against
     model: str
     tier: Tier
     field: str
@@ -86,7 +75,8 @@ class ReviewedException:
     reviewed: date
 
     def covers(self, d: Disagreement) -> bool:
-        return (d.model, d.tier, d.field, d.ours, d.theirs) == (
+        return (d.source, d.model, d.tier, d.field, d.ours, d.theirs) == (
+            self.source,
             self.model,
             self.tier,
             self.field,
@@ -107,15 +97,18 @@ def load_exceptions(raw: bytes | None = None) -> list[ReviewedException]:
     out: list[ReviewedException] = []
     for i, item in enumerate(doc.get("exception", [])):
         at = f"{where}: [[exception]] #{i + 1}"
-        keys = {"model", "tier", "field", "ours", "theirs", "reason", "reviewed"}
+        keys = {"source", "model", "tier", "field", "ours", "theirs", "reason", "reviewed"}
         if set(item) != keys:
             raise PriceDataError(f"{at}: needs exactly the keys {sorted(keys)}, got {sorted(item)}")
+        if item["source"] not in SOURCES:
+            raise PriceDataError(f"{at}: key 'source' must be one of {list(SOURCES)}")
         if item["tier"] not in TIERS:
             raise PriceDataError(f"{at}: key 'tier' must be one of {list(TIERS)}")
         if not isinstance(item["reviewed"], date) or not str(item["reason"]).strip():
             raise PriceDataError(f"{at}: 'reviewed' must be a date and 'reason' non-empty")
         out.append(
             ReviewedException(
+                source=str(item["source"]),
                 model=str(item["model"]),
                 tier=item["tier"],
                 field=str(item["field"]),
@@ -140,7 +133,7 @@ def compare_with_genai_prices(
     token prices are compared (audio, image and per-unit prices have no common shape there).
     Raises ImportError when genai-prices is not installed.
     """
-    from genai_prices import data as gp_data  # a dev dependency: imported only when checking
+    from genai_prices import data as gp_data  # noqa: PLC0415 (a dev dependency: only when checking)
 
     now = (at or datetime.now(UTC)).astimezone(UTC)
     provider = next(p for p in gp_data.providers if p.id == "openai")
@@ -177,25 +170,115 @@ def compare_with_genai_prices(
         if _gp_token_priced(gp_model, now) and not _covered(table, gp_model):
             found.append(Disagreement(str(gp_model.id), "default", "model", MISSING, "priced", now.date()))
     reviewed = list(exceptions) if exceptions is not None else load_exceptions()
-    return [_mark(d, reviewed) for d in _dedupe(found)]
+    return [mark_reviewed(d, reviewed) for d in _dedupe(found)]
+
+
+def compare_with_genai_prices_data(
+    table: PriceTable,
+    at: datetime | None = None,
+    exceptions: Iterable[ReviewedException] | None = None,
+) -> list[Disagreement]:
+    """genai-prices' current OpenAI prices read the way ``pricing import`` reads them, against ours.
+
+    :func:`compare_with_genai_prices` walks genai-prices' history for the text token prices; this
+    compares every token kind (audio, image) and fine-tunes at ``at``, as an import would.
+    """
+    day = (at or datetime.now(UTC)).astimezone(UTC).date()
+    raw = genai_prices_data_json(("openai",))
+    report = compare_foreign(table, parse_genai_prices(raw, origin="genai-prices", today=day), day)
+    found = [Disagreement(m.name, "default", "model", MISSING, "priced", day) for m in report.lacks]
+    found.extend(report.disagreements)
+    reviewed = list(exceptions) if exceptions is not None else load_exceptions()
+    return [mark_reviewed(d, reviewed) for d in found]
+
+
+def genai_prices_data_json(provider_ids: tuple[str, ...]) -> bytes:
+    """The installed genai-prices' data (Python objects in its wheel) as the JSON its updater fetches.
+
+    Raises ImportError when genai-prices is not installed.
+    """
+    from genai_prices import data as gp_data  # noqa: PLC0415 (a dev dependency: only when checking)
+
+    doc = [_plain(p) for p in gp_data.providers if p.id in provider_ids]
+    # Decimals travel as marked strings and come out as bare JSON numbers: exact, as in data.json.
+    return _DECIMAL_MARK.sub(r"\1", json.dumps(doc, indent=1)).encode()
+
+
+_DECIMAL_MARK = re.compile(r'"@dec:([0-9.eE+-]+)@"')
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"@dec:{value}@"
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if type(value).__name__ == "ModelPrice":  # a plain class with one attribute per price key
+        return {k: _plain(v) for k, v in vars(value).items() if v is not None and not k.startswith("_")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name, None)
+            if f.init and v is not None and not f.name.startswith("_"):
+                out[f.name.rstrip("_")] = _plain(v)  # the clauses' or_/and_ are "or"/"and" in the data
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def compare_with_litellm(
+    table: PriceTable,
+    raw: bytes,
+    *,
+    origin: str,
+    at: datetime | None = None,
+    exceptions: Iterable[ReviewedException] | None = None,
+) -> list[Disagreement]:
+    """Every disagreement with LiteLLM's price map (``raw``), reviewed ones marked.
+
+    LiteLLM keeps no history, so its current prices are compared with ours in force at ``at``;
+    a model it prices that we do not is a disagreement on the field ``model``.
+    """
+    day = (at or datetime.now(UTC)).astimezone(UTC).date()
+    report = compare_foreign(table, parse_litellm(raw, origin=origin, today=day), day)
+    found = [
+        Disagreement(m.name, "default", "model", MISSING, "priced", day, source="litellm")
+        for m in report.lacks
+    ]
+    found.extend(report.disagreements)
+    reviewed = list(exceptions) if exceptions is not None else load_exceptions()
+    return [mark_reviewed(d, reviewed) for d in found]
+
+
+def check_all(
+    table: PriceTable, litellm: bytes, *, litellm_origin: str, at: datetime | None = None
+) -> list[Disagreement]:
+    """What ``pricing check`` lists: genai-prices (its history, then every token kind) and LiteLLM."""
+    found = compare_with_genai_prices(table, at)
+    found += compare_with_genai_prices_data(table, at)
+    found += compare_with_litellm(table, litellm, origin=litellm_origin, at=at)
+    return _dedupe(found)
 
 
 def _dedupe(found: list[Disagreement]) -> list[Disagreement]:
-    """One line per (model, tier, field, ours, theirs): the same gap at several dates is one finding."""
-    seen: set[tuple[str, str, str, str, str]] = set()
+    """One line per (source, model, tier, field, ours, theirs): a gap seen twice is one finding."""
+    seen: set[tuple[str, str, str, str, str, str]] = set()
     out: list[Disagreement] = []
     for d in found:
-        key = (d.model, d.tier, d.field, d.ours, d.theirs)
+        key = (d.source, d.model, d.tier, d.field, d.ours, d.theirs)
         if key not in seen:
             seen.add(key)
             out.append(d)
     return out
 
 
-def _mark(d: Disagreement, reviewed: list[ReviewedException]) -> Disagreement:
+def mark_reviewed(d: Disagreement, reviewed: Iterable[ReviewedException]) -> Disagreement:
+    """``d`` with the reason of the exception that covers it, if one does."""
     for exc in reviewed:
         if exc.covers(d):
-            return Disagreement(d.model, d.tier, d.field, d.ours, d.theirs, d.at, exc.reason)
+            return replace(d, reviewed=exc.reason)
     return d
 
 

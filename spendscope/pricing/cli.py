@@ -1,4 +1,5 @@
-"""``spendscope pricing list|check|reprice``: a thin shell over the table, the check and the collector API.
+"""``spendscope pricing list|check|import|reprice``: a thin shell over the table, the check, the
+importer and the collector API.
 
 ``spendscope/cli.py`` calls :func:`register`; each subcommand sets ``func(args) -> int`` (the exit code).
 """
@@ -10,18 +11,21 @@ import json
 import os
 import sys
 import tomllib
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
+from spendscope.client import ApiError, add_api_option, client_from_env
+from spendscope.isotime import parse_since
+from spendscope.pricing.build import PriceSources, build_price_table, extra_table_refs
+from spendscope.pricing.fetch import read_source
+from spendscope.pricing.foreign import FORMATS, parse_foreign
+from spendscope.pricing.importing import compare_foreign, render_price_file
 from spendscope.pricing.loading import PriceDataError
+from spendscope.pricing.model import money_str
 from spendscope.pricing.table import PriceTable
 
 __all__ = ["main", "register"]
-
-_DEFAULT_API = "http://127.0.0.1:4318"
-_MAX_ANSWER = 1 << 20  # the reprice answer is a small JSON object; never read more than this
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,16 +41,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p_list.set_defaults(func=_cmd_list)
 
-    p_check = sub.add_parser("check", help="compare the table with genai-prices; exit 1 on unreviewed gaps")
+    p_check = sub.add_parser(
+        "check", help="compare the table with genai-prices and LiteLLM; exit 1 on unreviewed gaps"
+    )
     p_check.add_argument("--json", action="store_true")
     p_check.add_argument("--at", type=_iso_datetime, help="compare the prices in force at this ISO time")
+    p_check.add_argument(
+        "--litellm",
+        default=os.environ.get("SPENDSCOPE_LITELLM_PRICES"),
+        help="LiteLLM's price JSON, the litellm wheel that ships it, or an http(s) URL "
+        "(default $SPENDSCOPE_LITELLM_PRICES, else the wheel `make setup` puts in .cache/litellm)",
+    )
     p_check.set_defaults(func=_cmd_check)
 
-    p_reprice = sub.add_parser("reprice", help="ask the running collector to re-price calls since a time")
-    p_reprice.add_argument("--since", type=_iso_datetime, required=True, help="ISO time with a zone")
-    p_reprice.add_argument(
-        "--api", default=os.environ.get("SPENDSCOPE_API", _DEFAULT_API), help="collector URL"
+    p_import = sub.add_parser(
+        "import",
+        help="compare another project's OpenAI prices with the table; write what it lacks",
+        description="Read LiteLLM's model-price JSON or genai-prices' data (a file or an http(s) URL), "
+        "list the models the table in force lacks and the prices it disagrees with, and with --write "
+        "save the missing models as a price file for [pricing] extra_tables.",
     )
+    p_import.add_argument("source", help="a file or an http(s) URL")
+    p_import.add_argument("--format", required=True, choices=FORMATS, dest="source_format")
+    p_import.add_argument("--write", metavar="FILE", help="write the models the table lacks to FILE")
+    p_import.add_argument("--json", action="store_true", help="print the report as JSON")
+    p_import.add_argument(
+        "--config", help="compare with the table under this config (overrides, extra tables)"
+    )
+    p_import.add_argument("--at", type=_iso_datetime, help="compare the prices in force at this ISO time")
+    p_import.set_defaults(func=_cmd_import)
+
+    p_reprice = sub.add_parser("reprice", help="ask the running collector to re-price calls since a time")
+    p_reprice.add_argument(
+        "--since", type=parse_since, required=True, help="ISO date/time (UTC unless zoned), or 7d, 24h ..."
+    )
+    add_api_option(p_reprice)
     p_reprice.set_defaults(func=_cmd_reprice)
 
 
@@ -68,14 +97,19 @@ def _iso_datetime(text: str) -> datetime:
 
 
 def _load_table(config: str | None) -> PriceTable:
-    table = PriceTable.default()
+    """The table the collector would run with under ``config``: overrides and extra tables applied."""
     path = config or os.environ.get("SPENDSCOPE_CONFIG")
     if not path:
-        return table
+        return build_price_table()
     with open(path, "rb") as fh:
         doc = tomllib.load(fh)
-    overrides = doc.get("pricing", {}).get("overrides", [])
-    return table.with_overrides(overrides) if overrides else table
+    pricing = doc.get("pricing", {})
+    if not isinstance(pricing, dict):
+        raise PriceDataError(f"{path}: [pricing] must be a table")
+    sources = PriceSources.load(
+        pricing.get("overrides", []), extra_table_refs(pricing.get("extra_tables"), path)
+    )
+    return build_price_table(sources)
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -86,11 +120,23 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"spendscope pricing list: {exc}", file=sys.stderr)
         return 2
     rows = table.rows(args.at)
+    shadowed = [s.as_json() for s in table.shadowed() if s.fields]
     if args.json:
-        json.dump({"version": table.version, "rows": rows}, out, indent=1)
+        json.dump({"version": table.version, "rows": rows, "shadowed": shadowed}, out, indent=1)
         out.write("\n")
         return 0
-    header = ("model", "tier", "valid_from", "valid_to", "input", "cached", "cache_write", "output", "other")
+    header = (
+        "model",
+        "tier",
+        "valid_from",
+        "valid_to",
+        "origin",
+        "input",
+        "cached",
+        "cache_write",
+        "output",
+        "other",
+    )
     lines = [header]
     for r in rows:
         lines.append(
@@ -99,6 +145,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 r["tier"],
                 r["valid_from"],
                 r["valid_to"] or "",
+                r["origin"] + (" (shadowed)" if "shadowed_by" in r else ""),
                 r["input_per_mtok"] or "-",
                 r["cached_input_per_mtok"] or "-",
                 r["cache_write_per_mtok"] or "-",
@@ -110,6 +157,9 @@ def _cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for line in lines:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) + "  " + line[-1], file=out)
     print(f"\n{len(rows)} rows, USD per 1M tokens; table version {table.version}", file=out)
+    for item in table.shadowed():
+        if item.fields:
+            print(item.describe(), file=out)
     return 0
 
 
@@ -133,18 +183,34 @@ def _other_prices(r: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _litellm_default() -> str | None:
+    found = sorted(Path(".cache", "litellm").glob("litellm-*.whl"))
+    return str(found[-1]) if found else None
+
+
 def _cmd_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    litellm = args.litellm or _litellm_default()
+    if litellm is None:
+        print(
+            "spendscope pricing check: LiteLLM's price map not found; run `make setup` (it downloads "
+            "the pinned litellm wheel into .cache/litellm) or pass --litellm FILE|URL",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        from spendscope.pricing.check import compare_with_genai_prices
+        from spendscope.pricing.check import check_all
 
-        found = compare_with_genai_prices(PriceTable.default(), args.at)
+        found = check_all(PriceTable.default(), read_source(litellm), litellm_origin=litellm, at=args.at)
     except ImportError:
         print(
             "spendscope pricing check needs the genai-prices package: pip install 'spendscope[dev]' "
             "(or pip install genai-prices)",
             file=sys.stderr,
         )
+        return 2
+    except PriceDataError as exc:
+        print(f"spendscope pricing check: {exc}", file=sys.stderr)
         return 2
     unreviewed = [d for d in found if d.reviewed is None]
     if args.json:
@@ -154,47 +220,82 @@ def _cmd_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for d in found:
         state = "reviewed" if d.reviewed is not None else "UNREVIEWED"
         print(
-            f"{state:10}  {d.model}  [{d.tier}]  {d.field}: ours={d.ours} "
-            f"genai-prices={d.theirs}  (at {d.at})",
+            f"{state:10}  {d.model}  [{d.tier}]  {d.field}: ours={d.ours} {d.source}={d.theirs}  (at {d.at})",
             file=out,
         )
         if d.reviewed is not None:
             print(f"            reason: {d.reviewed}", file=out)
     print(
-        f"\n{len(found)} disagreement(s) with genai-prices, {len(unreviewed)} unreviewed. "
+        f"\n{len(found)} disagreement(s) with genai-prices and LiteLLM, {len(unreviewed)} unreviewed. "
         "Fix the data or add a reviewed entry to spendscope/pricing/data/check_exceptions.toml.",
         file=out,
     )
     return 1 if unreviewed else 0
 
 
-def _cmd_reprice(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def _cmd_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    url = args.api.rstrip("/") + "/api/v1/prices/reprice"
-    if not url.startswith(("http://", "https://")):
-        print(f"spendscope pricing reprice: --api must be an http(s) URL, got {args.api!r}", file=sys.stderr)
-        return 2
-    body = json.dumps({"since": args.since.isoformat()}).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    token = os.environ.get("SPENDSCOPE_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    at = args.at or datetime.now(UTC)
+    today = at.astimezone(UTC).date()
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            status, raw = response.status, response.read(_MAX_ANSWER)
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read(_MAX_ANSWER)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        print(f"spendscope pricing reprice: cannot reach {url}: {exc}", file=sys.stderr)
+        table = _load_table(args.config)
+        foreign = parse_foreign(read_source(args.source), args.source_format, origin=args.source, today=today)
+        report = compare_foreign(table, foreign, today)
+        text = render_price_file(report, table, today=today) if args.write else None
+    except (OSError, tomllib.TOMLDecodeError, PriceDataError) as exc:
+        print(f"spendscope pricing import: {exc}", file=sys.stderr)
         return 2
+    if text is not None:
+        try:
+            tmp = Path(args.write + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(args.write)  # never a half-written price file
+        except OSError as exc:
+            print(f"spendscope pricing import: cannot write {args.write}: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        doc = report.as_json()
+        doc["written"] = args.write
+        json.dump(doc, out, indent=1)
+        out.write("\n")
+        return 0
+    print(
+        f"{report.origin} ({report.format}): {report.models} OpenAI models, the table in force prices "
+        f"{len(report.covered)} ({money_str(round(report.coverage * 100, 1))}%) on {report.at}",
+        file=out,
+    )
+    for model in report.lacks:
+        tiers = ", ".join(sorted({r.tier for r in model.rows}))
+        print(f"lacks       {model.name}  [{tiers}]", file=out)
+    for d in report.disagreements:
+        also = f" (as {d.matched})" if d.matched else ""
+        print(
+            f"disagrees   {d.model}{also}  [{d.tier}]  {d.field}: ours={d.ours} theirs={d.theirs}", file=out
+        )
+    for entry, why in report.ignored:
+        print(f"not read    {entry}: {why}", file=out)
+    if args.write:
+        print(
+            f"\nwrote {len(report.lacks)} model(s) to {args.write}; add it to [pricing] extra_tables",
+            file=out,
+        )
+    return 0
+
+
+def _cmd_reprice(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print the collector's answer. :mod:`spendscope.client` is top-level: pricing/ stays pure."""
+    out = out or sys.stdout
+    code = 0
     try:
-        answer = json.loads(raw)
-    except ValueError:
-        answer = {"ok": False, "status": status, "body": raw.decode("utf-8", "replace")}
+        answer = client_from_env(api=args.api).reprice(args.since)
+    except ApiError as err:
+        print(f"spendscope pricing reprice: {err}", file=sys.stderr)
+        if err.status is None:  # no answer (unreachable, bad --api): exit 2 as for any unusable input
+            return 2
+        answer, code = err.body or {"ok": False, "status": err.status, "error": err.message}, 1
     json.dump(answer, out, indent=1)
     out.write("\n")
-    return 0 if 200 <= status < 300 else 1
+    return code
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def load_bundled(name: str = DEFAULT_DATA_FILE) -> tuple[PriceData, bytes]:
     return parse_data(raw, where=f"spendscope/pricing/data/{name}"), raw
 
 
-def parse_data(raw: bytes, *, where: str) -> PriceData:
+def parse_data(raw: bytes, *, where: str, origin: str = "openai") -> PriceData:
+    """Parse and validate a price file (the bundled table or an extra table); rows get ``origin``."""
     try:
         doc = tomllib.loads(raw.decode("utf-8"), parse_float=Decimal)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -83,11 +84,11 @@ def parse_data(raw: bytes, *, where: str) -> PriceData:
     if doc.get("schema") != SCHEMA_VERSION:
         raise PriceDataError(f"{where}: schema must be {SCHEMA_VERSION}, got {doc.get('schema')!r}")
     rows = tuple(
-        _parse_row(item, where=f"{where}: [[price]] #{i + 1}", origin="openai")
+        _parse_row(item, where=f"{where}: [[price]] #{i + 1}", origin=origin)
         for i, item in enumerate(_table_list(doc.get("price", []), where, "price"))
     )
     aliases = tuple(
-        _parse_alias(item, where=f"{where}: [[alias]] #{i + 1}", origin="openai")
+        _parse_alias(item, where=f"{where}: [[alias]] #{i + 1}", origin=origin)
         for i, item in enumerate(_table_list(doc.get("alias", []), where, "alias"))
     )
     _check_unique(rows, aliases, where)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +16,8 @@ from typing import Any
 
 from spendscope.collector.alerts.config import AlertsConfig, parse_alerts
 from spendscope.collector.alerts.engine import AlertEngine
+from spendscope.collector.components import migrate
+from spendscope.collector.ingest import mark_days_dirty
 from spendscope.collector.store import Store
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday
@@ -42,7 +44,7 @@ class Clock:
 
 def open_store(path: Path) -> Store:
     store = Store(str(path))
-    store.migrate()
+    migrate(store)
     return store
 
 
@@ -70,9 +72,13 @@ def add_call(store: Store, at: datetime, **cols: Any) -> None:
         row["cost_usd"] = Decimal(str(row["cost_usd"]))
     names = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    store.run_write(
-        lambda con: con.execute(f"INSERT INTO calls ({names}) VALUES ({marks})", list(row.values()))
-    )
+
+    def write(con: Any) -> None:
+        con.execute(f"INSERT INTO calls ({names}) VALUES ({marks})", list(row.values()))
+        # As the writer does: a day with new calls is read from calls until it is rolled up again.
+        mark_days_dirty(con, [(row["day"] - date(1970, 1, 1)).days])
+
+    store.run_write(write)
 
 
 def config(text: str, env: dict[str, str] | None = None) -> AlertsConfig:
@@ -90,6 +96,7 @@ class Received:
     path: str
     body: Any
     at: float
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass
@@ -141,7 +148,8 @@ def start_receiver() -> Receiver:
                 self.end_headers()
                 self.wfile.write(b"boom")
                 return
-            rec.got.append(Received(self.path, json.loads(body), time.monotonic()))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            rec.got.append(Received(self.path, json.loads(body), time.monotonic(), headers))
             self.send_response(202 if parts[0] == "pd" else 200)
             self.send_header("content-type", "application/json")
             self.end_headers()

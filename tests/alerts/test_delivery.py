@@ -319,3 +319,36 @@ def test_restart_mid_incident_no_duplicate_no_lost_resolution(tmp_path: Path, re
     finally:
         worker.stop()
         store.close()
+
+
+def test_a_receiver_answering_a_huge_body_costs_only_its_start(tmp_path: Path) -> None:
+    # A webhook that answers an error with an endless body: one attempt, a short readable error,
+    # and the collector never holds the body.
+    import http.server
+    import threading
+
+    from spendscope.collector.alerts.channels.transport import post_json
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(500)
+            self.end_headers()
+            try:
+                for _ in range(10_000):  # 640 MB if read whole
+                    self.wfile.write(b"x" * 65536)
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        out = post_json(f"http://127.0.0.1:{server.server_address[1]}/hook", {"a": 1}, timeout_s=10)
+        assert not out.ok and out.status_code == 500 and out.error is not None
+        assert len(out.error) < 400 and time.monotonic() - t0 < 5
+    finally:
+        server.shutdown()

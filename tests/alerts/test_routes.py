@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,8 +12,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from spendscope.collector.alerts.engine import AlertEngine
-from spendscope.collector.alerts.routes import alert_routes
+from spendscope.collector.alerts.routes import ENDPOINTS
+from spendscope.collector.config import Config
+from spendscope.collector.context import CollectorContext
 from spendscope.collector.store import Store
+from spendscope.collector.web import routes
+from spendscope.pricing import PriceTable
 
 from .helpers import T0, Clock, add_call, config, open_store
 
@@ -38,7 +43,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, AlertEngine, Clock, Stor
     store = open_store(tmp_path / "routes.duckdb")
     clock = Clock(T0)
     engine = AlertEngine(config(TEXT), store, clock)  # no worker: deliveries stay pending
-    with TestClient(Starlette(routes=alert_routes(engine))) as client:
+    ctx = CollectorContext(Config(), store, PriceTable.default(), None, clock, alerts=engine)
+    with TestClient(Starlette(routes=routes(ctx, ENDPOINTS))) as client:
         yield client, engine, clock, store
     store.close()
 
@@ -104,3 +110,16 @@ def test_silences_crud(setup: tuple[TestClient, AlertEngine, Clock, Store]) -> N
     assert client.get("/api/v1/alerts/silences").json() == {"rows": []}
     clock.advance(minutes=1)
     assert [e.kind for e in engine.tick().events] == ["firing"]  # announced once the silence is gone
+
+
+def test_silence_duration_has_the_config_syntax_and_bounds(
+    setup: tuple[TestClient, AlertEngine, Clock, Store],
+) -> None:
+    client = setup[0]
+    r = client.post("/api/v1/alerts/silences", json={"rule": "quiet", "duration": "1.5h"})
+    assert r.status_code == 201 and r.json()["expires_at"] == (T0 + timedelta(minutes=90)).isoformat()
+    # Out of bounds is a 400 naming the parameter, never a 500 from a date overflow.
+    for bad in (1e30, -5, 0, float("nan"), "1e30", True, 10**400):
+        body = json.dumps({"rule": "quiet", "duration": bad})  # NaN too, as Python's json reads it
+        r = client.post("/api/v1/alerts/silences", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "duration: must" in r.json()["error"], (bad, r.text)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spendscope.collector.alerts.rules import period_bounds
+from spendscope.collector.rollups import roll_dirty_days
 from spendscope.collector.store import Store
 
 from .helpers import T0, Clock, add_call, engine_for, open_store
@@ -95,6 +97,24 @@ def test_budget_scope_and_group_by(store: Store) -> None:
     add_call(store, T0 - timedelta(hours=1), cost_usd="2", project="b", service="api")
     add_call(store, T0 - timedelta(hours=1), cost_usd="9", project="b", service="batch")  # out of scope
     assert kinds(eng.tick()) == [("firing", "project=a,service=api")]
+
+
+def test_a_monthly_budget_counts_days_kept_only_in_the_rollups(store: Store) -> None:
+    # Calls retention shorter than the budget period: old days live on in the daily rollups, and
+    # the budget reads them there like the spend API does (before, it scanned calls only).
+    text = BUDGET.replace('period = "day"', 'period = "month"')
+    clock = Clock(datetime(2026, 3, 20, 12, tzinfo=UTC))
+    eng = engine_for(store, clock, text)
+    add_call(store, datetime(2026, 3, 2, 9, tzinfo=UTC), cost_usd="6")
+    add_call(store, datetime(2026, 3, 20, 11, tzinfo=UTC), cost_usd="1")
+
+    def roll_and_expire(con: Any) -> None:
+        roll_dirty_days(con, clock())
+        con.execute("DELETE FROM calls WHERE day < DATE '2026-03-10'")
+
+    store.run_write(roll_and_expire)
+    r = eng.tick()
+    assert kinds(r) == [("firing", "")] and r.events[0].state.value == 70.0  # $7 of $10, not $1
 
 
 SPIKE = """

@@ -17,7 +17,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["CollectorProcess", "free_port", "genai_attrs", "make_request", "span_dict"]
+__all__ = ["CollectorProcess", "free_port", "genai_attrs", "make_request", "open_calls", "span_dict"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,53 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_LAKES: dict[Path, str] = {}
+
+
+def _lake_env(db: Path) -> dict[str, str]:
+    """With ``SPENDSCOPE_TEST_LAKE_PG`` set (``make test`` sets it for its run "with a lake"), every
+    collector is a replica of a lake of its own: a fresh catalog database on that PostgreSQL and a
+    data directory next to its file. Otherwise nothing."""
+    socket_dir = os.environ.get("SPENDSCOPE_TEST_LAKE_PG")
+    if not socket_dir:
+        return {}
+    from tests.lake.postgres import create_database
+
+    # A collector restarted on the same file is the same replica of the same lake.
+    name = _LAKES.get(db) or _LAKES.setdefault(db, create_database(socket_dir))
+    return {
+        "SPENDSCOPE_LAKE_CATALOG": f"postgres:dbname={name} host={socket_dir} user=postgres",
+        "SPENDSCOPE_LAKE_DATA_PATH": str(db.parent / f"{db.stem}-lake"),
+        "SPENDSCOPE_REPLICA": db.stem,
+    }
+
+
+def open_calls(db: Path) -> Any:
+    """A read-only DuckDB connection to a stopped collector's file where ``calls`` is every stored
+    call: the file's, and in a run with a lake also the lake's (each span once: a row a crash left
+    in both places counts once, as the replica's next shipment settles it)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    name = _LAKES.get(db)
+    if name is None:
+        return con
+    from spendscope.collector.lake.extensions import load_extensions
+
+    load_extensions(con)
+    socket_dir = os.environ["SPENDSCOPE_TEST_LAKE_PG"]
+    con.execute(
+        f"ATTACH 'ducklake:postgres:dbname={name} host={socket_dir} user=postgres' AS lake (READ_ONLY)"
+    )
+    local = '"' + db.stem + '"'
+    con.execute(
+        f"CREATE TEMP VIEW calls AS SELECT * FROM lake.calls UNION ALL SELECT * FROM {local}.main.calls l "
+        "WHERE NOT EXISTS (SELECT 1 FROM lake.calls c "
+        "WHERE c.trace_id = l.trace_id AND c.span_id = l.span_id)"
+    )
+    return con
 
 
 class CollectorProcess:
@@ -43,6 +90,7 @@ class CollectorProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDSCOPE_", "OTEL_"))}
+        self.env.update(_lake_env(db))
         self.env.update(env or {})
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None

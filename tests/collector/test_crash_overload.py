@@ -9,10 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from tests.collector.helpers import REPO, CollectorProcess
+from tests.collector.helpers import REPO, CollectorProcess, open_calls
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -67,7 +66,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _stored(db: Path, feature: str) -> dict[str, int]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_calls(db)
     try:
         rows = con.execute(
             "SELECT trace_id || ':' || span_id, count(*) FROM calls WHERE feature = ? GROUP BY ALL", [feature]

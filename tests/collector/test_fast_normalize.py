@@ -1,12 +1,13 @@
 """The decoder's fast path gives exactly what decode + normalize give, span for span.
 
-``decode_protobuf_rows`` assembles rows straight from cached attributes and hands anything
+``rows_from_protobuf`` assembles rows straight from cached attributes and hands anything
 unusual to ``normalize``; a batch built either way must be the same table, rejections and count
 of ignored spans, for our SDK's spans and for every odd mix of names, types and ids.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -17,9 +18,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from spendscope.collector.ingest import IngestBatch, build_batch
-from spendscope.collector.normalize import _FAST_KEYS, ROW_FIELDS
-from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_rows
+from spendscope.collector.normalize import Normalized, rows_from_protobuf
+from spendscope.collector.otlp import decode_protobuf
 from spendscope.collector.pricer import Pricer
+from spendscope.collector.schema import COLUMNS, ROW_FIELDS
 from spendscope.pricing import PriceTable
 from tests.collector.helpers import _any
 
@@ -27,8 +29,10 @@ pytestmark = pytest.mark.server
 
 EMPTY = object()  # an attribute whose AnyValue is unset
 _PRICER = Pricer(PriceTable.default())
+# Every attribute a column reads, with the coercion its values get.
+_COERCE = {attr: c.coerce for c in COLUMNS for attr in c.attributes}
 _KEYS = [
-    *sorted(_FAST_KEYS),
+    *sorted(_COERCE),
     "spendscope.tag.team",
     "spendscope.tag.n",
     "gen_ai.request.temperature",
@@ -36,7 +40,8 @@ _KEYS = [
 ]
 _VALUES = st.one_of(
     st.sampled_from(["openai", "chat", "gpt-4o-mini", "gpt-4o", "embeddings", "", "default", "true"]),
-    st.sampled_from([0, 1, 200, 429, 500, 1024, 2**62, -5, True, False, 1.5, 3.0, EMPTY]),
+    st.sampled_from([0, 1, 200, 429, 500, 1024, 2**32, 2**62, -5, True, False, 1.5, 3.0, EMPTY]),
+    st.sampled_from([math.nan, math.inf, -math.inf, "y" * 5000, "é" * 1500]),
     st.sampled_from(["12", " 7 ", "x", b"\x01", ["stop"], {"k": 1}]),
 )
 _SPAN = st.fixed_dictionaries(
@@ -52,12 +57,12 @@ _SPAN = st.fixed_dictionaries(
 
 def _typed(key: str) -> st.SearchStrategy[Any]:
     # A value of the type the key expects, so that most spans take the fast path.
-    coerce = _FAST_KEYS[key][1].__name__
-    if coerce in ("_str", "_exact_str"):
+    coerce = _COERCE[key]
+    if coerce == "str":
         return st.sampled_from(["openai", "chat", "responses", "gpt-4o-mini", "gpt-4o", "", "flex", "u-1"])
-    if coerce in ("_count", "_int"):
+    if coerce in ("tokens", "count", "int32"):
         return st.sampled_from([0, 3, 200, 404, 429, 1024])
-    if coerce == "_float":
+    if coerce == "float":
         return st.sampled_from([0.0, 0.25, 12.5])
     return st.booleans()
 
@@ -65,7 +70,7 @@ def _typed(key: str) -> st.SearchStrategy[Any]:
 _GENAI = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
 _TYPED_SPAN = st.fixed_dictionaries(
     {
-        "attrs": st.lists(st.sampled_from(sorted(_FAST_KEYS)), max_size=16, unique=True).flatmap(
+        "attrs": st.lists(st.sampled_from(sorted(_COERCE)), max_size=16, unique=True).flatmap(
             lambda keys: st.fixed_dictionaries({k: _typed(k) for k in keys}).map(
                 lambda extra: {**_GENAI, **extra} if len(keys) % 4 else extra
             )
@@ -99,10 +104,19 @@ def _request(spans: list[dict[str, Any]], service: Any = "svc") -> bytes:
     return bytes(req.SerializeToString())
 
 
+def _slow(body: bytes) -> IngestBatch:
+    """The reference: decode every span, then normalize each."""
+    return build_batch(Normalized(spans=decode_protobuf(body)), _PRICER)
+
+
 def _same(a: IngestBatch, b: IngestBatch) -> None:
     assert (a.table is None) == (b.table is None)
     if a.table is not None and b.table is not None:
-        assert a.table.to_pylist() == b.table.to_pylist()
+        # The fast path's rows come before the spans it left to normalize(): compare as sets.
+        def key(r: dict[str, Any]) -> tuple[str, str]:
+            return (r["trace_id"], r["span_id"])
+
+        assert sorted(a.table.to_pylist(), key=key) == sorted(b.table.to_pylist(), key=key)
     assert a.rejected == b.rejected
     assert a.ignored == b.ignored
 
@@ -112,14 +126,14 @@ def _same(a: IngestBatch, b: IngestBatch) -> None:
 def test_fast_rows_equal_decode_and_normalize(spans: list[dict[str, Any]], service: Any) -> None:
     body = _request(spans, service)
     for _ in range(2):  # the second pass is served from the attribute cache
-        _same(build_batch(decode_protobuf_rows(body), _PRICER), build_batch(decode_protobuf(body), _PRICER))
+        _same(build_batch(rows_from_protobuf(body), _PRICER), _slow(body))
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_TYPED_SPAN, min_size=1, max_size=6))
 def test_fast_rows_equal_normalize_for_well_typed_spans(spans: list[dict[str, Any]]) -> None:
     body = _request(spans)
-    _same(build_batch(decode_protobuf_rows(body), _PRICER), build_batch(decode_protobuf(body), _PRICER))
+    _same(build_batch(rows_from_protobuf(body), _PRICER), _slow(body))
 
 
 def test_our_sdk_spans_take_the_fast_path() -> None:
@@ -140,21 +154,21 @@ def test_our_sdk_spans_take_the_fast_path() -> None:
     }
     spans = [{"attrs": attrs, "ids": "ok", "times": "ok", "error": False, "name": "chat"}] * 3
     body = _request(spans)
-    decoded = decode_protobuf_rows(body)
-    assert all(type(d) is tuple for d in decoded)
+    decoded = rows_from_protobuf(body)
+    assert len(decoded.rows) == 3 and not decoded.spans
     with_tag = [{**spans[0], "attrs": {**attrs, "spendscope.tag.team": "search"}}]
-    assert isinstance(decode_protobuf_rows(_request(with_tag))[0], SpanData)  # tags: normalize()
-    _same(build_batch(decoded, _PRICER), build_batch(decode_protobuf(body), _PRICER))
+    tagged = rows_from_protobuf(_request(with_tag))
+    assert not tagged.rows and len(tagged.spans) == 1  # tags: normalize()
+    _same(build_batch(decoded, _PRICER), _slow(body))
 
 
 def test_a_value_that_does_not_fit_its_column_refuses_only_its_span() -> None:
     spans = [{"attrs": _GENAI, "ids": "ok", "times": "ok", "error": False, "name": "chat"}] * 3
-    rows = decode_protobuf_rows(_request(spans))
-    good = [r for r in rows if type(r) is tuple]
+    good = rows_from_protobuf(_request(spans)).rows
     assert len(good) == 3
     bad = list(good[1])
     bad[ROW_FIELDS.index("status_code")] = 2**40  # a 32-bit column; normalize() refuses this, a row could not
-    batch = build_batch([good[0], tuple(bad), good[2]], _PRICER)
+    batch = build_batch(Normalized(rows=[good[0], tuple(bad), good[2]]), _PRICER)
     assert batch.table is not None and batch.table.num_rows == 2
     assert [r[0] for r in batch.rejected] == [bad[0]]
     assert "does not fit its column" in str(batch.rejected[0][4])

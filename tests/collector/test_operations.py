@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
-from tests.collector.helpers import REPO, CollectorProcess, genai_attrs, make_request, span_dict
+from tests.collector.helpers import REPO, CollectorProcess, genai_attrs, make_request, open_calls, span_dict
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -207,7 +206,7 @@ def test_reprice_after_a_price_change_and_sigterm_flush(tmp_path: Path) -> None:
     assert col.post_otlp(make_request(more).SerializeToString()).status_code == 200
     assert col.terminate() == 0
     assert "checkpointed and closed" in col.log.read_text()
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_calls(db)
     assert con.execute("SELECT count(*) FROM calls WHERE feature = 'flush'").fetchone() == (200,)
     con.close()
 

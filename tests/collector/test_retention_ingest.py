@@ -13,7 +13,7 @@ pytest.importorskip("duckdb")
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spendscope.collector.ingest import build_batch, reject_before
-from spendscope.collector.otlp import decode_protobuf
+from spendscope.collector.normalize import rows_from_protobuf
 from spendscope.collector.pricer import Pricer
 from spendscope.pricing import PriceTable
 from tests.collector.helpers import CollectorProcess, genai_attrs, make_request, span_dict
@@ -30,7 +30,7 @@ def test_reject_before_splits_a_batch() -> None:
     now = time.time_ns()
     spans = [_span(now - 40 * DAY_NS, "old"), _span(now, "new"), _span(now - 39 * DAY_NS, "old")]
     batch = build_batch(
-        decode_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
+        rows_from_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
     )
     first_day = datetime.fromtimestamp(now / 1e9, UTC).date() - timedelta(days=30)
     out = reject_before(batch, first_day, "too old")

@@ -9,14 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spendscope.collector.api import BadRequest, parse_group_by, parse_time
-from spendscope.collector.cli import parse_since
 from spendscope.collector.config import ConfigError, load_config
-from spendscope.collector.normalize import ROW_FIELDS, Rejected, normalize
-from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic
+from spendscope.collector.normalize import Rejected, normalize, rows_from_protobuf
+from spendscope.collector.otlp import SpanData, decode_protobuf, decode_protobuf_generic, walk_protobuf
 from spendscope.collector.pricer import Pricer, pico_to_decimal
 from spendscope.collector.queries import build_spend
+from spendscope.collector.schema import ROW_FIELDS
 from spendscope.collector.store import Store
+from spendscope.collector.web import Keys, parse_time
+from spendscope.isotime import parse_since
 from spendscope.pricing import PriceTable, Usage, price_usage
 from tests.collector.helpers import genai_attrs, make_request, span_dict
 
@@ -49,9 +50,7 @@ def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.Monkey
     from spendscope.collector import fastpb
 
     monkeypatch.setattr(fastpb, "_UNIQUE_AFTER", 3)
-    monkeypatch.setattr(fastpb, "_cache", {})
-    monkeypatch.setattr(fastpb, "_misses", {})
-    monkeypatch.setattr(fastpb, "_unique", set(fastpb._unique))
+    cache = fastpb.AttributeCache(lambda key, value: (0, None))
     spans = [
         span_dict(
             {"spendscope.openai.request_id": f"req_{i}", "x.serial": i, "x.model": "gpt-4o"},
@@ -60,12 +59,12 @@ def test_attribute_cache_skips_values_unique_per_call(monkeypatch: pytest.Monkey
         for i in range(6)
     ]
     body = make_request(spans).SerializeToString()
-    assert decode_protobuf(body) == decode_protobuf_generic(body)
-    cached_keys = [entry[0] for entry in fastpb._cache.values()]
+    assert walk_protobuf(body, cache, None)[1] == decode_protobuf_generic(body)
+    cached_keys = cache.cached_keys()
     assert "spendscope.openai.request_id" not in cached_keys  # known to be unique per call
-    assert cached_keys.count("x.serial") == 3 and "x.serial" in fastpb._unique  # learnt
+    assert cached_keys.count("x.serial") == 3 and "x.serial" in cache.unique  # learnt
     assert cached_keys.count("x.model") == 1
-    assert decode_protobuf(body) == decode_protobuf_generic(body)
+    assert walk_protobuf(body, cache, None)[1] == decode_protobuf_generic(body)
 
 
 def _span(attrs: dict[str, object], **kw: object) -> SpanData:
@@ -206,16 +205,17 @@ def test_pricer_agrees_with_the_engine(
 def test_config_file_env_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(
-        '[collector]\nport = 9999\ndb = "/x/a.duckdb"\n[sync]\nanything = 1\n[retention]\ncalls_days = 90\n'
+        '[collector]\nport = 9999\ndb = "/x/a.duckdb"\n[sync]\nenabled = false\n'
+        "[retention]\ncalls_days = 90\n"
     )
     c = load_config(f, env={"SPENDSCOPE_DB": "/y/b.duckdb", "SPENDSCOPE_TOKEN": "t"})
     assert c.collector.port == 9999 and c.collector.db_path == "/y/b.duckdb" and c.token == "t"
-    assert c.retention.calls_days == 90 and c.raw["sync"] == {"anything": 1}
+    assert c.retention.calls_days == 90 and not c.sync.enabled
     assert load_config(f, env={}, db="/z.duckdb", port=1).collector.db_path == "/z.duckdb"
     c = load_config(None, env={"SPENDSCOPE_CONFIG": str(f)})
     assert c.path == str(f)
     f.write_text('[collector]\nport = "eighty"\n')
-    with pytest.raises(ConfigError, match=r"c\.toml: collector\.port must be an integer"):
+    with pytest.raises(ConfigError, match=r"c\.toml: collector\.port: must be an integer, got 'eighty'"):
         load_config(f, env={})
     f.write_text("[collector]\nprot = 1\n")
     with pytest.raises(ConfigError, match="unknown key"):
@@ -243,26 +243,34 @@ def test_config_duckdb_sizes(tmp_path: Path) -> None:
     store.close()
     assert row is not None and row[0] == "256.0 MiB"
     f.write_text("[retention]\ncalls_days = 90\nrollup_days = 30\n")
-    with pytest.raises(ConfigError, match=r"retention\.rollup_days \(30\) must be 0 \(forever\) or at least"):
+    with pytest.raises(
+        ConfigError, match=r"retention\.rollup_days: must be 0 \(forever\) or at least calls_"
+    ):
         load_config(f, env={})
     f.write_text("[retention]\nrollup_days = 30\n")  # calls kept forever, rollups not
     with pytest.raises(ConfigError, match="calls are kept forever"):
         load_config(f, env={})
     f.write_text('[collector]\nduckdb_checkpoint_threshold = "lots"\n')
-    with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold must be a size"):
+    with pytest.raises(ConfigError, match=r"collector\.duckdb_checkpoint_threshold: must be a size"):
         load_config(f, env={})
 
 
 def test_query_inputs_and_rollup_routing() -> None:
-    assert parse_time("x", "2026-01-02") == datetime(2026, 1, 2, tzinfo=UTC)
-    assert parse_time("x", "2026-01-02T03:00:00+01:00") == datetime(2026, 1, 2, 2, tzinfo=UTC)
-    with pytest.raises(BadRequest, match="time zone"):
-        parse_time("start", "2026-01-02T03:00:00")
-    with pytest.raises(BadRequest, match="start: 'soon'"):
-        parse_time("start", "soon")
-    assert parse_group_by("day, model") == ["day", "model"]
-    with pytest.raises(BadRequest, match="repeated"):
-        parse_group_by("day,day")
+    assert parse_time("2026-01-02") == datetime(2026, 1, 2, tzinfo=UTC)
+    assert parse_time("2026-01-02T03:00:00+01:00") == datetime(2026, 1, 2, 2, tzinfo=UTC)
+    with pytest.raises(ValueError, match="time zone"):
+        parse_time("2026-01-02T03:00:00")
+    with pytest.raises(ValueError, match="'soon'"):
+        parse_time("soon")
+    for extreme in ("0001-01-01", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_time(extreme)
+    keys = Keys(["day", "model"])
+    assert keys.parse("day, model") == ("day", "model")
+    with pytest.raises(ValueError, match="repeated"):
+        keys.parse("day,day")
+    with pytest.raises(ValueError, match="unknown key 'user'"):
+        keys.parse("user")
     s, e = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC)
     assert "rollup_daily" in build_spend(s, e, ["day", "model"], []).sql
     assert "rollup_daily" not in build_spend(s, e, ["day", "model"], None).sql
@@ -299,7 +307,7 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
         for d in (1, 5, 20, 40)
     ] + [span_dict({"gen_ai.operation.name": "chat"})]  # rejected: no model
     batch = build_batch(
-        decode_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
+        rows_from_protobuf(make_request(spans).SerializeToString()), Pricer(PriceTable.default())
     )
     store = Store(str(tmp_path / "r.duckdb"))
     store.migrate()
@@ -326,5 +334,6 @@ def test_retention_deletes_old_calls_rollups_and_rejections(tmp_path: Path) -> N
     assert con.execute("SELECT count(DISTINCT day) FROM rollup_daily").fetchone() == (3,)
     assert con.execute("SELECT count(DISTINCT day) FROM rollup_latency_daily").fetchone() == (3,)
     # Unlimited retention deletes nothing.
-    assert apply_retention(con, now, RetentionSettings(None, None, None)) == {}
+    forever = RetentionSettings(calls_days=None, rejected_days=None, rollup_days=None)
+    assert apply_retention(con, now, forever) == {}
     store.close()

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("duckdb")
 
 from spendscope.collector.ingest import IngestBatch, Writer, build_batch
-from spendscope.collector.otlp import decode_protobuf
+from spendscope.collector.normalize import rows_from_protobuf
 from spendscope.collector.pricer import Pricer
 from spendscope.collector.store import Store
 from spendscope.pricing import PriceTable
@@ -19,7 +19,7 @@ from tests.collector.helpers import genai_attrs, make_request, span_dict
 
 
 def _batch(spans: list[dict[str, object]], pricer: Pricer) -> IngestBatch:
-    return build_batch(decode_protobuf(make_request(spans).SerializeToString()), pricer)
+    return build_batch(rows_from_protobuf(make_request(spans).SerializeToString()), pricer)
 
 
 def test_a_group_with_a_retry_of_its_neighbour_stores_each_span_once(tmp_path: Path) -> None:

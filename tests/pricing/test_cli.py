@@ -105,7 +105,7 @@ def test_reprice_posts_since_with_bearer_token(server: str, monkeypatch: pytest.
         {
             "path": "/api/v1/prices/reprice",
             "auth": "Bearer s3cret",
-            "body": {"since": "2026-11-01T00:00:00+00:00"},
+            "body": {"since": "2026-11-01T00:00:00Z"},  # the API's own form: UTC, Z
         }
     ]
 

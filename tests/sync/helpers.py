@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from spendscope.collector.components import migrate
 from spendscope.collector.store import Store
 from spendscope.collector.sync.config import SyncSettings
 from spendscope.collector.sync.job import SyncJob
@@ -114,7 +115,7 @@ def make_job(store: Store, s: SyncSettings, now: float = NOW, **kw: Any) -> Sync
 
 def open_store(path: Path) -> Store:
     store = Store(str(path))
-    store.migrate()
+    migrate(store)
     return store
 
 

@@ -50,11 +50,11 @@ def test_file_values() -> None:
 @pytest.mark.parametrize(
     ("section", "needle"),
     [
-        ({"bogus": 1}, "unknown key(s) bogus"),
+        ({"bogus": 1}, "sync.bogus: unknown key"),
         ({"interval": "soon"}, "sync.interval"),
-        ({"interval": 0}, "sync.interval must be positive"),
+        ({"interval": 0}, "sync.interval: must be positive"),
         ({"bucket_width": "2h"}, "sync.bucket_width"),
-        ({"endpoints": ["completions", "nope"]}, "unknown endpoint(s) nope"),
+        ({"endpoints": ["completions", "nope"]}, "sync.endpoints[1]: must be one of completions"),
         ({"enabled": "yes"}, "sync.enabled"),
         ({"backfill_days": 0}, "sync.backfill_days"),
         ({"base_url": "ftp://x"}, "sync.base_url"),
@@ -119,3 +119,34 @@ def test_exhausted_retries_and_garbage_give_clear_errors() -> None:
         pytest.raises(AdminApiError, match="not a Usage/Costs page"),
     ):
         c.get_page("organization/costs", [])
+
+
+def test_a_page_over_the_size_limit_is_refused_while_it_streams() -> None:
+    import http.server
+    import threading
+
+    from spendscope.collector.sync.client import _MAX_BODY, AdminApiError, AdminClient
+
+    class Huge(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                self.wfile.write(b'{"object": "page", "data": ["')
+                for _ in range(_MAX_BODY // 65536 + 10):
+                    self.wfile.write(b"x" * 65536)
+            except OSError:
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Huge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        with AdminClient(url, "sk-admin-x", max_retries=0) as c, pytest.raises(AdminApiError, match="larger"):
+            c.get_page("organization/costs", [])
+    finally:
+        server.shutdown()

@@ -13,6 +13,7 @@ from spendscope.collector.sync.parse import (
     cost_rows,
     parse_page,
     to_decimal,
+    to_int,
     usage_rows,
 )
 
@@ -160,3 +161,13 @@ def test_money_is_exact() -> None:
     )
     assert rows[1].amount is None and rows[2].amount is None and rows[2].quantity == Decimal(12)
     assert len({r.group_key for r in rows}) == 3
+
+
+def test_numbers_that_cannot_be_stored_are_absent_not_errors() -> None:
+    # A hostile or broken Usage/Costs answer must not poison every later sync of its window.
+    assert to_int(float("inf")) is None and to_int(Decimal("NaN")) is None
+    assert to_int(2**70) is None and to_int("1e30") is None and to_int(Decimal("5")) == 5
+    assert to_decimal(Decimal("1E+999999")) is None and to_decimal("1e30") is None
+    assert to_decimal(float("-inf")) is None and to_decimal("0.06") == Decimal("0.06")
+    doc = json.loads('{"value": Infinity, "n": 1e400}', parse_float=Decimal)
+    assert to_decimal(doc["value"]) is None and to_int(doc["n"]) is None

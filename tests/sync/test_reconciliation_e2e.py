@@ -132,7 +132,7 @@ def world(
 
 def test_sync_then_capture_rate_matches_instrumented_share(world: dict[str, Any]) -> None:
     collector: CollectorProcess = world["collector"]
-    r = httpx.post(f"{collector.url}/api/v1/sync", timeout=120)
+    r = httpx.post(f"{collector.url}/api/v1/sync", json={}, timeout=120)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["ok"] is True and doc["rows_read"] > 0 and doc["errors"] == 0
@@ -209,7 +209,7 @@ def test_refused_admin_key_answers_non_2xx(world: dict[str, Any]) -> None:
     config.write_text("[sync]\non_start = false\n")
     collector = CollectorProcess(tmp / "bad.duckdb", env=env, config=config).start()
     try:
-        r = httpx.post(f"{collector.url}/api/v1/sync", timeout=60)
+        r = httpx.post(f"{collector.url}/api/v1/sync", json={}, timeout=60)
         assert r.status_code == 502
         doc = r.json()
         assert doc["ok"] is False and "refused the admin key" in doc["error"]

@@ -198,9 +198,10 @@ def test_no_admin_key_is_recorded(store: Store) -> None:
 
 _CHILD = """
 import sys
+from spendscope.collector.components import migrate
 from spendscope.collector.store import Store
 from tests.sync.helpers import make_job, settings
-store = Store(sys.argv[1]); store.migrate()
+store = Store(sys.argv[1]); migrate(store)
 job = make_job(store, settings(sys.argv[2], sys.argv[3]))
 job.run()
 """

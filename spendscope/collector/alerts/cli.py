@@ -4,47 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
+from collections.abc import Callable
 from typing import Any
+
+from spendscope.client import ApiClient, ApiError, add_api_option, client_from_env
 
 __all__ = ["register"]
 
 
-def _default_api() -> str:
-    return os.environ.get("SPENDSCOPE_API", "http://127.0.0.1:4318")
-
-
-def _request(api: str, method: str, path: str, timeout: float = 30.0) -> Any:
-    req = urllib.request.Request(
-        f"{api.rstrip('/')}{path}", method=method, headers={"Accept": "application/json"}
-    )
-    token = os.environ.get("SPENDSCOPE_TOKEN")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
-
-
-def _call(args: argparse.Namespace, method: str, path: str) -> Any | None:
+def _call(args: argparse.Namespace, request: Callable[[ApiClient], dict[str, Any]]) -> dict[str, Any] | None:
     try:
-        return _request(args.api, method, path)
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("error", "")
-        except (ValueError, AttributeError):
-            detail = ""
-        print(f"spendscope alerts: the collector answered {exc.code}: {detail}", file=sys.stderr)
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"spendscope alerts: cannot reach the collector at {args.api}: {exc}", file=sys.stderr)
-    return None
+        return request(client_from_env(api=args.api))
+    except ApiError as err:
+        print(f"spendscope alerts: {err}", file=sys.stderr)
+        return None
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    doc = _call(args, "POST", f"/api/v1/alerts/{urllib.parse.quote(args.rule, safe='')}/test")
+    doc = _call(args, lambda c: c.test_alert(args.rule))
     if doc is None:
         return 1
     print(f"test notification for {args.rule} queued to: {', '.join(doc.get('channels', []))}")
@@ -52,7 +30,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    doc = _call(args, "GET", f"/api/v1/alerts?state={urllib.parse.quote(args.state)}")
+    doc = _call(args, lambda c: c.alerts(args.state))
     if doc is None:
         return 1
     if args.json:
@@ -77,10 +55,10 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     t = sub.add_parser("test", help="send a test notification through a rule's channels")
     t.add_argument("rule", help="rule name from the config file")
-    t.add_argument("--api", default=_default_api(), help="collector URL (default SPENDSCOPE_API or :4318)")
+    add_api_option(t)
     t.set_defaults(func=_cmd_test)
     ls = sub.add_parser("list", help="alerts that are firing (or resolved, or all)")
     ls.add_argument("--state", choices=("firing", "resolved", "all"), default="firing")
     ls.add_argument("--json", action="store_true", help="print the API's JSON")
-    ls.add_argument("--api", default=_default_api(), help="collector URL (default SPENDSCOPE_API or :4318)")
+    add_api_option(ls)
     ls.set_defaults(func=_cmd_list)

@@ -56,8 +56,11 @@ class DeliveryWorker:
         pool_size: int = 4,
         sender: Callable[[ChannelConfig, dict[str, Any]], Outcome] = send,
         should_stop: Callable[[], bool] = lambda: False,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self._should_stop = should_stop
+        # Whether this process may send now (with a lake: while it leads); checked before each send.
+        self._active = active
         self.store = store
         self.channels = dict(channels)
         self.clock = clock
@@ -104,6 +107,8 @@ class DeliveryWorker:
 
     def dispatch_due(self) -> list[Future[None]]:
         """Hand every due, not-in-flight delivery to the pool; return their futures."""
+        if not self._active():
+            return []
         now = self.clock()
         cur = self.store.cursor()
         try:
@@ -128,6 +133,8 @@ class DeliveryWorker:
         try:
             channel = self.channels.get(channel_name)
             started = time.monotonic()
+            if not self._active():
+                return  # leadership moved while this waited: the new leader sends it
             if channel is None:
                 outcome = Outcome(False, None, f"channel {channel_name!r} is no longer configured")
                 max_attempts = 1
@@ -164,7 +171,11 @@ class DeliveryWorker:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(
-                    "INSERT OR REPLACE INTO alert_delivery_attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "DELETE FROM alert_delivery_attempts WHERE delivery_id = ? AND attempt = ?",
+                    [delivery_id, attempt],
+                )
+                con.execute(
+                    "INSERT INTO alert_delivery_attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [delivery_id, attempt, now, outcome.ok, outcome.status_code, outcome.error, duration_s],
                 )
                 con.execute(

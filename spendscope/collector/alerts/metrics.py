@@ -1,5 +1,7 @@
 """DuckDB queries that feed the rules: one ``samples_<kind>`` per rule kind, read-only.
 
+Windows over calls go through the query layer's rollup routing (:func:`queries.build_union`), like
+the API: whole clean days of a month's budget come from the daily rollups, the rest from ``calls``.
 Scope filters and group-by dimensions become SQL here; the values are bound as parameters, and tag
 keys (``tag:<key>``) are checked against a strict pattern before they are inlined.
 """
@@ -28,6 +30,8 @@ from spendscope.collector.alerts.rules import (
     period_bounds,
 )
 from spendscope.collector.alerts.state import ts
+from spendscope.collector.queries import Agg, Col, build_union, fetch_rows, measure, snapshot
+from spendscope.collector.rollups import DAILY, INSIGHTS, Rollup
 
 __all__ = ["samples", "table_exists"]
 
@@ -53,44 +57,35 @@ def _dim_sql(dim: str) -> str:
     return DIMENSIONS[dim]
 
 
-def _where(rule: RuleConfig, start: datetime, end: datetime) -> tuple[str, list[Any]]:
-    clauses = ["start_time >= ?", "start_time < ?"]
-    params: list[Any] = [start, end]
-    for dim, value in sorted(rule.scope.items()):
-        clauses.append(f"{_dim_sql(dim)} = ?")
-        params.append(value)
-    return " AND ".join(clauses), params
-
-
 def _grouped(
     cur: duckdb.DuckDBPyConnection,
     rule: RuleConfig,
     start: datetime,
     end: datetime,
-    aggregates: Sequence[str],
-    having: str = "",
+    aggs: Sequence[Agg],
+    rollup: Rollup = INSIGHTS,
 ) -> list[tuple[Scope, tuple[Any, ...]]]:
     """Rows of ``(scope, aggregates)`` over calls in [start, end), one per group-by value."""
     dims = rule.group_by
-    where, params = _where(rule, start, end)
-    select = [f"{_dim_sql(d)} AS g{i}" for i, d in enumerate(dims)] + list(aggregates)
-    sql = f"SELECT {', '.join(select)} FROM calls WHERE {where}"
-    if dims:
-        sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(dims)))
-    if having:
-        sql += f" HAVING {having}"
+    keys = []
+    for i, d in enumerate(dims):
+        col = _dim_sql(d)
+        keys.append(Col(f"g{i}", col, col if col in rollup.keys else None))
+    filters = {_dim_sql(d): [value] for d, value in sorted(rule.scope.items())}
+    with snapshot(cur) as dirty:
+        rows = fetch_rows(cur, build_union(rollup, start, end, keys, aggs, dirty, filters))
     out: list[tuple[Scope, tuple[Any, ...]]] = []
-    for row in cur.execute(sql, params).fetchall():
-        keys = row[: len(dims)]
+    for row in rows:
+        values = row[len(dims) :]
         scope = tuple(
             sorted(
                 {
                     **rule.scope,
-                    **{d: str(k) if k is not None else "(none)" for d, k in zip(dims, keys, strict=True)},
+                    **{d: str(k) if k is not None else "(none)" for d, k in zip(dims, row, strict=False)},
                 }.items()
             )
         )
-        out.append((scope, tuple(row[len(dims) :])))
+        out.append((scope, tuple(values)))
     return out
 
 
@@ -101,7 +96,7 @@ def _dec(v: Any) -> Decimal:
 def samples_budget(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> list[Sample]:
     start, _ = period_bounds(rule.params["period"], now)
     # Unpriced calls (NULL cost) cannot count toward a budget; the unpriced_models rule reports them.
-    rows = _grouped(cur, rule, start, now, ["sum(cost_usd)"])
+    rows = _grouped(cur, rule, start, now, [_COST], DAILY)
     return [BudgetSample(scope, _dec(v[0])) for scope, v in rows]
 
 
@@ -109,8 +104,8 @@ def samples_spend_spike(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: d
     w = rule.params["window_s"]
     base_start = now - timedelta(days=rule.params["baseline_days"])
     cur_start = now - timedelta(seconds=w)
-    current = dict(_grouped(cur, rule, cur_start, now, ["sum(cost_usd)"]))
-    baseline = dict(_grouped(cur, rule, base_start, cur_start, ["sum(cost_usd)"]))
+    current = dict(_grouped(cur, rule, cur_start, now, [_COST], DAILY))
+    baseline = dict(_grouped(cur, rule, base_start, cur_start, [_COST], DAILY))
     windows = Decimal(max((cur_start - base_start).total_seconds() / w, 1.0))
     return [
         SpikeSample(scope, _dec(v[0]), _dec(baseline.get(scope, (None,))[0]) / windows)
@@ -118,17 +113,37 @@ def samples_spend_spike(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: d
     ]
 
 
-def _counts(
-    cur: duckdb.DuckDBPyConnection,
-    rule: RuleConfig,
-    now: datetime,
-    hit: str,
-    having: str = "",
-    detail: str = "NULL",
-) -> list[Sample]:
+_COST = measure(DAILY, "cost_usd")
+_CALLS = measure(INSIGHTS, "calls")
+# What a count rule counts, as a measure over calls and, where the rollup keeps it, over the rollup.
+_HITS = {
+    "error_rate": measure(INSIGHTS, "errors", "hits"),
+    "rate_429": measure(INSIGHTS, "rate_limited", "hits"),
+    "insufficient_quota": Agg(
+        "hits",
+        "count(*) FILTER (WHERE error_type = 'insufficient_quota')",
+        "sum(calls) FILTER (WHERE error_type = 'insufficient_quota')",
+        "sum",
+    ),
+    "unpriced_models": Agg("hits", "count(*) FILTER (WHERE pricing_status = 'unpriced')", None, "sum"),
+}
+# Rules that only speak up when something was hit.
+_ONLY_HITS = frozenset({"insufficient_quota", "unpriced_models"})
+
+
+def _counts(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> list[Sample]:
     start = now - timedelta(seconds=rule.params["window_s"])
-    rows = _grouped(cur, rule, start, now, ["count(*)", f"count(*) FILTER (WHERE {hit})", detail], having)
-    return [CountSample(scope, int(v[0]), int(v[1]), v[2] or "") for scope, v in rows]
+    aggs = [_CALLS, _HITS[rule.kind]]
+    if rule.kind == "unpriced_models":
+        aggs.append(Agg("detail", _UNPRICED_MODELS, None, "max"))
+    rows = _grouped(cur, rule, start, now, aggs)
+    out: list[Sample] = []
+    for scope, v in rows:
+        calls, hits = int(v[0] or 0), int(v[1] or 0)
+        if rule.kind in _ONLY_HITS and not hits:
+            continue
+        out.append(CountSample(scope, calls, hits, (v[2] if len(v) > 2 else None) or ""))
+    return out
 
 
 def samples_headroom(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> list[Sample]:
@@ -140,7 +155,7 @@ def samples_headroom(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: date
         "ratelimit_limit_requests",
         "ratelimit_remaining_requests",
     ]
-    aggs = [f"arg_max({c}, start_time) FILTER (WHERE {c} IS NOT NULL)" for c in cols]
+    aggs = [Agg(c, f"arg_max({c}, start_time) FILTER (WHERE {c} IS NOT NULL)", None, "max") for c in cols]
     rows = _grouped(cur, rule, start, now, aggs)
     return [HeadroomSample(scope, *v) for scope, v in rows]
 
@@ -149,7 +164,8 @@ def samples_latency(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datet
     start = now - timedelta(seconds=rule.params["window_s"])
     col = "ttfc_s" if rule.params["metric"] == "ttfc" else "duration_s"
     q = rule.params["percentile"] / 100.0
-    rows = _grouped(cur, rule, start, now, [f"count({col})", f"quantile_cont({col}, {q!r})"])
+    aggs = [Agg("n", f"count({col})", None, "sum"), Agg("p", f"quantile_cont({col}, {q!r})", None, "max")]
+    rows = _grouped(cur, rule, start, now, aggs)
     return [LatencySample(scope, int(v[0]), v[1]) for scope, v in rows]
 
 
@@ -208,27 +224,8 @@ def samples(cur: duckdb.DuckDBPyConnection, rule: RuleConfig, now: datetime) -> 
         return samples_budget(cur, rule, now)
     if kind == "spend_spike":
         return samples_spend_spike(cur, rule, now)
-    if kind == "error_rate":
-        return _counts(cur, rule, now, "is_error")
-    if kind == "rate_429":
-        return _counts(cur, rule, now, "status_code = 429")
-    if kind == "insufficient_quota":
-        return _counts(
-            cur,
-            rule,
-            now,
-            "error_type = 'insufficient_quota'",
-            having="count(*) FILTER (WHERE error_type = 'insufficient_quota') > 0",
-        )
-    if kind == "unpriced_models":
-        return _counts(
-            cur,
-            rule,
-            now,
-            "pricing_status = 'unpriced'",
-            having="count(*) FILTER (WHERE pricing_status = 'unpriced') > 0",
-            detail=_UNPRICED_MODELS,
-        )
+    if kind in _HITS:
+        return _counts(cur, rule, now)
     if kind == "ratelimit_headroom":
         return samples_headroom(cur, rule, now)
     if kind == "latency":

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import duckdb
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse
 
-from spendscope.collector.alerts.config import parse_duration
+from spendscope.collector import schemas as s
 from spendscope.collector.alerts.engine import AlertEngine
-from spendscope.collector.alerts.state import event_payload, ts
+from spendscope.collector.alerts.state import event_payload, next_id, ts
+from spendscope.collector.context import CollectorContext
+from spendscope.collector.durations import Duration
+from spendscope.collector.web import ApiError, Choice, Endpoint, Limit, Params
 
-__all__ = ["alert_routes", "list_alerts", "list_deliveries"]
+__all__ = ["ENDPOINTS", "list_alerts", "list_deliveries"]
 
 _STATES = {"firing": ("firing",), "resolved": ("resolved",), "all": ("pending", "firing", "resolved")}
 
@@ -115,164 +117,274 @@ def list_deliveries(cur: duckdb.DuckDBPyConnection, status: str | None, limit: i
     ]
 
 
-def _limit(request: Request, default: int = 100) -> int:
-    raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        raise ValueError("limit must be an integer between 1 and 10000")
-    return int(raw)
+def _engine(ctx: CollectorContext) -> AlertEngine:
+    if ctx.alerts is None:
+        raise ApiError(503, "alerts are not set up in this collector")
+    return ctx.alerts
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+class AlertsParams(Params):
+    state: Annotated[str, Choice(_STATES)] = "firing"
+    limit: Annotated[int, Limit()] = 500
 
 
-def alert_routes(engine: AlertEngine) -> list[Route]:
-    store = engine.store
+async def alerts(ctx: CollectorContext, p: AlertsParams) -> dict[str, Any]:
+    now = _engine(ctx).clock()
+    rows = await run_in_threadpool(ctx.store.read, lambda cur: list_alerts(cur, p.state, now, p.limit))
+    # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
+    return {"rows": rows}
 
-    def read(fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        cur = store.cursor()
+
+async def status(ctx: CollectorContext, p: Params) -> dict[str, Any]:
+    engine = _engine(ctx)
+    failed = await run_in_threadpool(ctx.store.read, lambda cur: list_deliveries(cur, "failed", 20))
+    tick = engine.last_tick
+    return {
+        "rules": [
+            {"name": r.name, "kind": r.kind, "severity": r.severity, "channels": list(r.channels)}
+            for r in engine.config.rules
+        ],
+        "channels": [{"name": c.name, "type": c.type} for c in engine.config.channels.values()],
+        "interval_s": engine.config.interval_s,
+        "last_evaluated_at": _iso(tick.at) if tick else None,
+        "rule_errors": tick.errors if tick else {},
+        "failed_deliveries": failed,
+    }
+
+
+class DeliveriesParams(Params):
+    status: Annotated[str | None, Choice(("pending", "delivered", "failed"))] = None
+    limit: Annotated[int, Limit()] = 100
+
+
+async def deliveries(ctx: CollectorContext, p: DeliveriesParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(ctx.store.read, lambda cur: list_deliveries(cur, p.status, p.limit))
+    return {"rows": rows}
+
+
+class RuleParams(Params):
+    rule: str = Field(max_length=200, description="the rule's name")
+
+
+async def test(ctx: CollectorContext, p: RuleParams) -> dict[str, Any]:
+    engine = _engine(ctx)
+    rule = engine.config.rule(p.rule)
+    if rule is None:
+        raise ApiError(404, f"no rule named {p.rule!r}", ok=False)
+    if not rule.channels:
+        raise ApiError(409, f"rule {p.rule!r} has no channels", ok=False)
+    event = await run_in_threadpool(engine.test_event, rule)
+    return {"ok": True, "channels": list(rule.channels), "event": event_payload(event)}
+
+
+_SILENCE_KEYS = ("silence_id", "rule", "scope_key", "reason", "created_at", "expires_at")
+
+
+async def silences(ctx: CollectorContext, p: Params) -> dict[str, Any]:
+    now = _engine(ctx).clock()
+    rows = await run_in_threadpool(
+        ctx.store.read,
+        lambda cur: cur.execute(
+            "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
+            "FROM alert_silences WHERE expires_at > ? ORDER BY silence_id",
+            [now],
+        ).fetchall(),
+    )
+    return {
+        "rows": [
+            {k: (_iso(ts(v)) if k.endswith("_at") else v) for k, v in zip(_SILENCE_KEYS, r, strict=True)}
+            for r in rows
+        ]
+    }
+
+
+class SilenceBody(Params):
+    rule: str = Field(max_length=200, description="the rule to silence")
+    scope_key: str | None = Field(None, max_length=4096, description="one scope; null silences every scope")
+    # The config's one duration syntax and bounds: a silence of 1e30 seconds is a 400, not a date overflow.
+    duration: Duration = Field(3600, description="seconds, or a duration such as 90m, 1.5h, 2d, 1w")
+    reason: str | None = Field(None, max_length=4096)
+
+
+async def add_silence(ctx: CollectorContext, p: SilenceBody) -> JSONResponse:
+    engine = _engine(ctx)
+    if engine.config.rule(p.rule) is None:
+        raise ApiError(400, f"rule: no rule named {p.rule!r}")
+    now = engine.clock()
+    expires = now + timedelta(seconds=p.duration)
+
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        con.execute("BEGIN TRANSACTION")
         try:
-            return fn(cur)
-        finally:
-            cur.close()
-
-    def guard(fn: Handler) -> Handler:
-        async def handler(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-
-        return handler
-
-    async def alerts(request: Request) -> Response:
-        state = request.query_params.get("state", "firing")
-        if state not in _STATES:
-            raise ValueError("state must be firing, resolved or all")
-        limit = _limit(request, 500)
-        now = engine.clock()
-        rows = await run_in_threadpool(read, lambda cur: list_alerts(cur, state, now, limit))
-        # Exactly the contract's shape; the engine's own health is on /api/v1/alerts/status.
-        return JSONResponse({"rows": rows})
-
-    async def status(request: Request) -> Response:
-        failed = await run_in_threadpool(read, lambda cur: list_deliveries(cur, "failed", 20))
-        tick = engine.last_tick
-        return JSONResponse(
-            {
-                "rules": [
-                    {"name": r.name, "kind": r.kind, "severity": r.severity, "channels": list(r.channels)}
-                    for r in engine.config.rules
-                ],
-                "channels": [{"name": c.name, "type": c.type} for c in engine.config.channels.values()],
-                "interval_s": engine.config.interval_s,
-                "last_evaluated_at": _iso(tick.at) if tick else None,
-                "rule_errors": tick.errors if tick else {},
-                "failed_deliveries": failed,
-            }
-        )
-
-    async def deliveries(request: Request) -> Response:
-        status = request.query_params.get("status")
-        if status not in (None, "pending", "delivered", "failed"):
-            raise ValueError("status must be pending, delivered or failed")
-        limit = _limit(request)
-        rows = await run_in_threadpool(read, lambda cur: list_deliveries(cur, status, limit))
-        return JSONResponse({"rows": rows})
-
-    async def test(request: Request) -> Response:
-        name = request.path_params["rule"]
-        rule = engine.config.rule(name)
-        if rule is None:
-            return JSONResponse({"ok": False, "error": f"no rule named {name!r}"}, status_code=404)
-        if not rule.channels:
-            return JSONResponse({"ok": False, "error": f"rule {name!r} has no channels"}, status_code=409)
-        event = await run_in_threadpool(engine.test_event, rule)
-        return JSONResponse({"ok": True, "channels": list(rule.channels), "event": event_payload(event)})
-
-    async def silences(request: Request) -> Response:
-        now = engine.clock()
-        rows = await run_in_threadpool(
-            read,
-            lambda cur: cur.execute(
-                "SELECT silence_id, rule, scope_key, reason, epoch_us(created_at), epoch_us(expires_at) "
-                "FROM alert_silences "
-                "WHERE expires_at > ? ORDER BY silence_id",
-                [now],
-            ).fetchall(),
-        )
-        keys = ("silence_id", "rule", "scope_key", "reason", "created_at", "expires_at")
-        return JSONResponse(
-            {
-                "rows": [
-                    {k: (_iso(ts(v)) if k.endswith("_at") else v) for k, v in zip(keys, r, strict=True)}
-                    for r in rows
-                ]
-            }
-        )
-
-    async def add_silence(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > 64 * 1024:
-            raise ValueError("body too large")
-        try:
-            doc = json.loads(body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ValueError("body must be a JSON object")
-        rule = doc.get("rule")
-        if engine.config.rule(str(rule)) is None:
-            raise ValueError(f"rule: no rule named {rule!r}")
-        scope_key = doc.get("scope_key")
-        if scope_key is not None and not isinstance(scope_key, str):
-            raise ValueError("scope_key must be a string or null (every scope)")
-        duration_s = parse_duration(doc.get("duration", "1h"), "duration")
-        reason = doc.get("reason")
-        now = engine.clock()
-        expires = now + timedelta(seconds=duration_s)
-
-        def write(con: duckdb.DuckDBPyConnection) -> int:
-            row = con.execute(
-                "INSERT INTO alert_silences VALUES (nextval('alert_silence_seq'), ?, ?, ?, ?, ?) "
-                "RETURNING silence_id",
-                [rule, scope_key, str(reason) if reason is not None else None, now, expires],
-            ).fetchone()
-            assert row is not None
-            return int(row[0])
-
-        silence_id = await run_in_threadpool(store.run_write, write)
-        return JSONResponse(
-            {
-                "silence_id": silence_id,
-                "rule": rule,
-                "scope_key": scope_key,
-                "expires_at": expires.isoformat(),
-            },
-            status_code=201,
-        )
-
-    async def delete_silence(request: Request) -> Response:
-        raw = request.path_params["silence_id"]
-        if not str(raw).isdigit():
-            raise ValueError("silence id must be an integer")
-
-        def write(con: duckdb.DuckDBPyConnection) -> int:
-            rows = con.execute(
-                "DELETE FROM alert_silences WHERE silence_id = ? RETURNING silence_id", [int(raw)]
+            silence_id = next_id(con, "alert_silences", "silence_id")
+            con.execute(
+                "INSERT INTO alert_silences VALUES (?, ?, ?, ?, ?, ?)",
+                [silence_id, p.rule, p.scope_key, p.reason, now, expires],
             )
-            return len(rows.fetchall())
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return silence_id
 
-        n = await run_in_threadpool(store.run_write, write)
-        if not n:
-            return JSONResponse({"error": f"no silence {raw}"}, status_code=404)
-        return JSONResponse({"ok": True})
+    silence_id = await run_in_threadpool(ctx.shared.run_write, write)
+    return JSONResponse(
+        {
+            "silence_id": silence_id,
+            "rule": p.rule,
+            "scope_key": p.scope_key,
+            "expires_at": expires.isoformat(),
+        },
+        status_code=201,
+    )
 
-    return [
-        Route("/api/v1/alerts", guard(alerts), methods=["GET"]),
-        Route("/api/v1/alerts/status", guard(status), methods=["GET"]),
-        Route("/api/v1/alerts/deliveries", guard(deliveries), methods=["GET"]),
-        Route("/api/v1/alerts/silences", guard(silences), methods=["GET"]),
-        Route("/api/v1/alerts/silences", guard(add_silence), methods=["POST"]),
-        Route("/api/v1/alerts/silences/{silence_id}", guard(delete_silence), methods=["DELETE"]),
-        Route("/api/v1/alerts/{rule}/test", guard(test), methods=["POST"]),
-    ]
+
+class SilenceIdParams(Params):
+    silence_id: int = Field(ge=1, lt=1 << 62)
+
+
+async def delete_silence(ctx: CollectorContext, p: SilenceIdParams) -> dict[str, Any]:
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        row = con.execute("DELETE FROM alert_silences WHERE silence_id = ?", [p.silence_id]).fetchone()
+        return int(row[0]) if row else 0
+
+    if not await run_in_threadpool(ctx.shared.run_write, write):
+        raise ApiError(404, f"no silence {p.silence_id}")
+    return {"ok": True}
+
+
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+_TEXT = s.nullable(s.STRING)
+_WHEN = s.nullable(s.TIME)
+_VALUE = s.nullable(s.NUMBER)
+_SCOPE: s.Schema = {"type": "object", "additionalProperties": s.STRING}
+_ALERTS = s.rows(
+    s.obj(
+        {
+            "rule": s.STRING,
+            "scope_key": s.STRING,
+            "scope": _SCOPE,
+            "kind": s.STRING,
+            "state": {"enum": ["pending", "firing", "resolved"]},
+            "severity": s.STRING,
+            "value": _VALUE,
+            "threshold": _VALUE,
+            "started_at": _WHEN,
+            "resolved_at": _WHEN,
+            "last_notified_at": _WHEN,
+            "message": _TEXT,
+            "incident": s.INT,
+            "last_evaluated_at": _WHEN,
+            "deliveries": s.obj(
+                {"delivered": s.COUNT, "pending": s.COUNT, "failed": s.COUNT, "last_error": _TEXT}
+            ),
+            "silenced": s.BOOL,
+        }
+    )
+)
+_DELIVERY = s.obj(
+    {
+        "delivery_id": s.INT,
+        "rule": s.STRING,
+        "scope_key": s.STRING,
+        "channel": s.STRING,
+        "event": s.STRING,
+        "status": {"enum": ["pending", "delivered", "failed"]},
+        "attempts": s.COUNT,
+        "created_at": s.TIME,
+    }
+    | dict.fromkeys(("last_attempt_at", "next_attempt_at", "delivered_at"), _WHEN)
+    | {"last_error": _TEXT}
+)
+_STATUS = s.obj(
+    {
+        "rules": s.array(
+            s.obj({"name": s.STRING, "kind": s.STRING, "severity": s.STRING, "channels": s.STRINGS})
+        ),
+        "channels": s.array(s.obj({"name": s.STRING, "type": s.STRING})),
+        "interval_s": s.NUMBER,
+        "last_evaluated_at": _WHEN,
+        "rule_errors": {"type": "object", "additionalProperties": s.STRING},
+        "failed_deliveries": s.array(_DELIVERY),
+    }
+)
+_SILENCE = {"silence_id": s.INT, "rule": s.STRING, "scope_key": _TEXT}
+_SILENCES = s.rows(s.obj(_SILENCE | {"reason": _TEXT, "created_at": s.TIME, "expires_at": s.TIME}))
+_SILENCED = s.obj(_SILENCE | {"expires_at": s.TIME})
+_TESTED = s.obj(
+    {
+        "ok": s.BOOL,
+        "channels": s.STRINGS,
+        "event": s.obj(
+            {
+                "event": s.STRING,
+                "rule": s.STRING,
+                "kind": s.STRING,
+                "scope": _SCOPE,
+                "scope_key": s.STRING,
+                "state": s.STRING,
+                "severity": s.STRING,
+                "value": _VALUE,
+                "threshold": _VALUE,
+                "message": _TEXT,
+                "started_at": _WHEN,
+                "resolved_at": _WHEN,
+                "at": s.TIME,
+                "incident": s.INT,
+                "dedup_key": s.STRING,
+            }
+        ),
+    }
+)
+_NOT_SET_UP = {503: "alerts are not set up in this collector"}
+
+
+def _endpoint(
+    method: Literal["GET", "POST", "DELETE"],
+    path: str,
+    handler: Any,
+    params: type[Params],
+    summary: str,
+    response: s.Schema,
+    errors: Mapping[int, str] = _NOT_SET_UP,
+    status: int = 200,
+) -> Endpoint:
+    return Endpoint(method, path, handler, params, summary, response, errors, "alerts", status)
+
+
+ENDPOINTS = (
+    _endpoint("GET", "/api/v1/alerts", alerts, AlertsParams, "Alert instances by state", _ALERTS),
+    _endpoint("GET", "/api/v1/alerts/status", status, Params, "Rules, channels and evaluation", _STATUS),
+    _endpoint(
+        "GET",
+        "/api/v1/alerts/deliveries",
+        deliveries,
+        DeliveriesParams,
+        "Notification attempts",
+        s.rows(_DELIVERY),
+        {},
+    ),
+    _endpoint("GET", "/api/v1/alerts/silences", silences, Params, "Silences in force", _SILENCES),
+    _endpoint(
+        "POST", "/api/v1/alerts/silences", add_silence, SilenceBody, "Silence a rule", _SILENCED, status=201
+    ),
+    _endpoint(
+        "DELETE",
+        "/api/v1/alerts/silences/{silence_id}",
+        delete_silence,
+        SilenceIdParams,
+        "End a silence",
+        s.obj({"ok": s.BOOL}),
+        {404: "no such silence"},
+    ),
+    _endpoint(
+        "POST",
+        "/api/v1/alerts/{rule}/test",
+        test,
+        RuleParams,
+        "Send a test notification of a rule to its channels",
+        _TESTED,
+        {404: "no such rule", 409: "the rule has no channels", **_NOT_SET_UP},
+    ),
+)

@@ -9,8 +9,9 @@ While silenced nothing is sent; a resolution is sent only for an incident that w
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,15 +21,18 @@ from spendscope.collector.alerts.config import RuleConfig
 from spendscope.collector.alerts.rules import Condition, Scope, scope_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EVENT_NAMESPACE = uuid.UUID("6f1c9a4e-5a56-4c0e-9d8e-2f8a3b7c1d20")
 
 __all__ = [
     "AlertState",
     "Event",
     "Silence",
     "active_silences",
+    "event_id",
     "event_payload",
     "is_silenced",
     "load_states",
+    "next_id",
     "persist",
     "step",
     "ts",
@@ -162,13 +166,15 @@ def _resolved_message(st: AlertState, cond: Condition | None) -> str:
 
 # ---- persistence -------------------------------------------------------------------------------
 
-_STATE_COLUMNS = (
-    "rule, scope_key, scope, kind, state, severity, value, threshold, level, message, pending_since, "
-    "started_at, resolved_at, last_notified_at, last_evaluated_at, incident"
-)
-_TIME_COLUMNS = ("pending_since", "started_at", "resolved_at", "last_notified_at", "last_evaluated_at")
+# The alert_state table has a column per AlertState field, of the same name.
+_FIELDS = tuple(f.name for f in fields(AlertState))
+_TIME_FIELDS = frozenset(f.name for f in fields(AlertState) if f.type == "datetime | None")
 # DuckDB hands TIMESTAMPTZ to Python through pytz, which we don't depend on: read epoch microseconds.
-_STATE_SELECT = ", ".join(f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in _STATE_COLUMNS.split(", "))
+_STATE_SELECT = ", ".join(f"epoch_us({c})" if c in _TIME_FIELDS else c for c in _FIELDS)
+# Delete and insert, ids as max + 1 and no RETURNING: the same SQL serves the local file and the lake
+# (whose tables have no keys, sequences or RETURNING); either store has one writer of these tables.
+_STATE_DELETE = "DELETE FROM alert_state WHERE rule = ? AND scope_key = ?"
+_STATE_INSERT = f"INSERT INTO alert_state ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
 
 
 def ts(us: int | None) -> datetime | None:
@@ -177,25 +183,17 @@ def ts(us: int | None) -> datetime | None:
 
 
 def _row_to_state(row: Sequence[Any]) -> AlertState:
-    scope_d = json.loads(row[2]) if isinstance(row[2], str) else dict(row[2] or {})
-    return AlertState(
-        rule=row[0],
-        scope_key=row[1],
-        scope=tuple(sorted(scope_d.items())),
-        kind=row[3],
-        state=row[4],
-        severity=row[5],
-        value=row[6],
-        threshold=row[7],
-        level=row[8],
-        message=row[9] or "",
-        pending_since=ts(row[10]),
-        started_at=ts(row[11]),
-        resolved_at=ts(row[12]),
-        last_notified_at=ts(row[13]),
-        last_evaluated_at=ts(row[14]),
-        incident=row[15],
-    )
+    d = dict(zip(_FIELDS, row, strict=True))
+    scope = d["scope"]
+    d["scope"] = tuple(sorted((json.loads(scope) if isinstance(scope, str) else dict(scope or {})).items()))
+    d["message"] = d["message"] or ""
+    for name in _TIME_FIELDS:
+        d[name] = ts(d[name])
+    return AlertState(**d)
+
+
+def _state_values(st: AlertState) -> list[Any]:
+    return [json.dumps(dict(st.scope)) if name == "scope" else getattr(st, name) for name in _FIELDS]
 
 
 def load_states(cur: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], AlertState]:
@@ -235,7 +233,17 @@ def event_payload(ev: Event) -> dict[str, Any]:
         "at": iso(ev.at),
         "incident": st.incident,
         "dedup_key": f"spendscope/{st.rule}/{st.scope_key or '-'}/{st.incident}",
+        "event_id": event_id(ev),
     }
+
+
+def event_id(ev: Event) -> str:
+    """A stable id of the event: the same for every attempt, every channel and every replica that
+    sends it (it is stored with the delivery), so a receiver can drop the repeat that a crash in the
+    middle of a send may cause."""
+    st = ev.state
+    name = f"{st.rule}\x1f{st.scope_key}\x1f{st.incident}\x1f{ev.kind}\x1f{ev.at.isoformat()}"
+    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
 
 
 def persist(
@@ -253,28 +261,8 @@ def persist(
     con.execute("BEGIN TRANSACTION")
     try:
         for st in states:
-            con.execute(
-                f"INSERT OR REPLACE INTO alert_state ({_STATE_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    st.rule,
-                    st.scope_key,
-                    json.dumps(dict(st.scope)),
-                    st.kind,
-                    st.state,
-                    st.severity,
-                    st.value,
-                    st.threshold,
-                    st.level,
-                    st.message,
-                    st.pending_since,
-                    st.started_at,
-                    st.resolved_at,
-                    st.last_notified_at,
-                    st.last_evaluated_at,
-                    st.incident,
-                ],
-            )
+            con.execute(_STATE_DELETE, [st.rule, st.scope_key])
+            con.execute(_STATE_INSERT, _state_values(st))
         for ev in events:
             delivery_ids.extend(_record_event(con, ev, channels_for.get(ev.state.rule, ())))
         con.execute("COMMIT")
@@ -284,23 +272,39 @@ def persist(
     return delivery_ids
 
 
+def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    """The next id of ``table`` (max + 1), read in the writer's transaction."""
+    row = con.execute(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}").fetchone()
+    return int(row[0]) if row else 1
+
+
 def _record_event(con: duckdb.DuckDBPyConnection, ev: Event, channels: Sequence[str]) -> list[int]:
     st = ev.state
-    row = con.execute(
-        "INSERT INTO alert_events VALUES (nextval('alert_event_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "RETURNING event_id",
-        [st.rule, st.scope_key, st.incident, ev.kind, ev.at, st.severity, st.value, st.threshold, st.message],
-    ).fetchone()
-    assert row is not None
+    event_id = next_id(con, "alert_events", "event_id")
+    con.execute(
+        "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            event_id,
+            st.rule,
+            st.scope_key,
+            st.incident,
+            ev.kind,
+            ev.at,
+            st.severity,
+            st.value,
+            st.threshold,
+            st.message,
+        ],
+    )
     payload = json.dumps(event_payload(ev))
     ids: list[int] = []
+    delivery_id = next_id(con, "alert_deliveries", "delivery_id")
     for ch in channels:
-        d = con.execute(
+        con.execute(
             "INSERT INTO alert_deliveries (delivery_id, event_id, rule, scope_key, channel, status, "
-            "attempts, next_attempt_at, payload, created_at) VALUES "
-            "(nextval('alert_delivery_seq'), ?, ?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING delivery_id",
-            [row[0], st.rule, st.scope_key, ch, ev.at, payload, ev.at],
-        ).fetchone()
-        assert d is not None
-        ids.append(int(d[0]))
+            "attempts, next_attempt_at, payload, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            [delivery_id, event_id, st.rule, st.scope_key, ch, ev.at, payload, ev.at],
+        )
+        ids.append(delivery_id)
+        delivery_id += 1
     return ids

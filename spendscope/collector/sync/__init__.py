@@ -1,55 +1,5 @@
 """OpenAI organization Usage and Costs sync, and reconciliation against tracked spend.
 
-``setup(ctx)`` (listed in ``collector/components.py``) reads ``[sync]``, adds the routes and, when
-an admin key is configured, the interval job. Nothing happens at import.
+The component (``sync/component.py``) takes its ``[sync]`` section, serves the sync's endpoints and, when an
+admin key is configured, schedules the job. Nothing happens at import.
 """
-
-from __future__ import annotations
-
-import logging
-import os
-from datetime import timedelta
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from spendscope.collector.context import CollectorContext
-
-__all__ = ["setup"]
-
-log = logging.getLogger("spendscope.sync")
-
-
-def setup(ctx: CollectorContext) -> None:
-    from spendscope.collector.sync.config import parse_sync_settings
-    from spendscope.collector.sync.job import SyncJob
-    from spendscope.collector.sync.routes import sync_routes
-
-    settings = parse_sync_settings(ctx.config.raw, os.environ)
-    job = SyncJob(
-        settings,
-        ctx.store.run_write,
-        lambda: ctx.prices,
-        clock=lambda: ctx.clock().timestamp(),
-    )
-    ctx.extras["sync_job"] = job
-    ctx.routes.extend(sync_routes(ctx, job))
-    if not settings.configured:
-        why = "disabled in [sync]" if not settings.enabled else f"{settings.admin_key_env} is not set"
-        log.info("usage/costs sync not scheduled: %s", why)
-        return
-    first = ctx.clock() + timedelta(seconds=2) if settings.on_start else None
-    ctx.scheduler.add_job(
-        job.run_scheduled,
-        "interval",
-        seconds=settings.interval_s,
-        id="spendscope.sync",
-        max_instances=1,
-        coalesce=True,
-        **({"next_run_time": first} if first is not None else {}),
-    )
-    log.info(
-        "usage/costs sync every %.0f s from %s (%s)",
-        settings.interval_s,
-        settings.base_url,
-        ", ".join(settings.endpoints),
-    )

@@ -126,7 +126,7 @@ class AdminClient:
         while True:
             self.requests += 1
             try:
-                resp = self._http.get(url, params=list(params))
+                resp = self._fetch(url, params, where)
             except httpx.TransportError as e:
                 if attempt >= self._max_retries:
                     raise AdminApiError(f"{where}: cannot reach {self._base}: {type(e).__name__}: {e}") from e
@@ -138,6 +138,22 @@ class AdminClient:
                 attempt += 1
                 continue
             return PageFetch(self._page(resp, where), attempt)
+
+    def _fetch(self, url: str, params: Sequence[tuple[str, str]], where: str) -> httpx.Response:
+        """GET with the body read up to the limit: a huge answer is refused, never held whole."""
+        with self._http.stream("GET", url, params=list(params)) as resp:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > _MAX_BODY:
+                    raise AdminApiError(f"{where}: response larger than {_MAX_BODY} bytes", resp.status_code)
+                chunks.append(chunk)
+        # The body is decoded already: the new response must not decode it again.
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(
+            resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request
+        )
 
     def _page(self, resp: httpx.Response, where: str) -> Page:
         status = resp.status_code
@@ -153,8 +169,6 @@ class AdminClient:
             msg, code = _error_message(resp)
             tail = " (gave up after retries)" if status in _RETRY_STATUSES else ""
             raise AdminApiError(f"{where}: HTTP {status}{tail}: {msg}", status, code)
-        if len(resp.content) > _MAX_BODY:
-            raise AdminApiError(f"{where}: response larger than {_MAX_BODY} bytes", status)
         try:
             # parse_float=Decimal keeps money exact: 0.1 stays 0.1, not 0.1000000000000000055...
             doc: Any = json.loads(resp.content, parse_float=Decimal)

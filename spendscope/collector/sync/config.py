@@ -1,30 +1,31 @@
-"""The ``[sync]`` section of the collector's TOML file, with environment overrides.
+"""The ``[sync]`` section of the collector's config file.
 
-Environment variables win over the file (``SPENDSCOPE_OPENAI_BASE_URL``, and the admin key from
-the variable named by ``admin_key_env``, ``OPENAI_ADMIN_KEY`` by default). The admin key itself is
-never read from the file: keys do not belong in config files that get committed.
+The admin key is never read from the file (keys do not belong in files that get committed): it comes
+from the variable named by ``admin_key_env``, ``OPENAI_ADMIN_KEY`` by default.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from spendscope.collector.config import ConfigError
+from pydantic import AfterValidator, StrictStr, StringConstraints
+
+from spendscope.collector.durations import Duration
+from spendscope.collector.section import Flag, HttpUrl, Int, Section, Text, setting
+from spendscope.collector.validation import validate
 
 __all__ = [
     "ALL_ENDPOINTS",
     "DEFAULT_BASE_URL",
     "DEFAULT_GROUP_BY",
-    "SyncConfigError",
+    "Endpoint",
     "SyncSettings",
-    "parse_duration",
     "parse_sync_settings",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+ADMIN_KEY_ENV = "OPENAI_ADMIN_KEY"
 
 # Usage endpoints (path under /organization/usage/) and "costs", in the order a run reads them.
 ALL_ENDPOINTS = (
@@ -56,45 +57,62 @@ DEFAULT_GROUP_BY: Mapping[str, tuple[str, ...]] = {
     "costs": ("project_id", "line_item", "api_key_id"),
 }
 _WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
-_KEYS = {
-    "enabled",
-    "interval",
-    "on_start",
-    "base_url",
-    "admin_key_env",
-    "endpoints",
-    "bucket_width",
-    "backfill_days",
-    "trailing",
-    "timeout",
-    "max_retries",
-    "max_backoff",
-    "group_by",
-}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-class SyncConfigError(ConfigError):
-    """A ``[sync]`` value is missing, of the wrong type or out of range; the message names the key."""
+def _endpoint(name: str) -> str:
+    if name not in ALL_ENDPOINTS:
+        raise ValueError(f"must be one of {', '.join(ALL_ENDPOINTS)}")
+    return name
 
 
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    enabled: bool = True  # runs only when an admin key is available too
-    interval_s: float = 3600.0
-    on_start: bool = True  # run once when the collector starts
-    base_url: str = DEFAULT_BASE_URL
-    admin_key_env: str = "OPENAI_ADMIN_KEY"
-    admin_key: str | None = field(default=None, repr=False)
-    endpoints: tuple[str, ...] = ALL_ENDPOINTS
-    bucket_width: str = "1d"  # usage endpoints; costs only exist per day
-    backfill_days: int = 30
-    trailing_s: float = 48 * 3600.0
-    timeout_s: float = 30.0
-    max_retries: int = 5
-    max_backoff_s: float = 60.0
-    group_by: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_GROUP_BY))
+Endpoint = Annotated[StrictStr, AfterValidator(_endpoint)]
+# A run always reads endpoints in the same (canonical) order, whatever the file's order.
+Endpoints = Annotated[
+    tuple[Endpoint, ...], AfterValidator(lambda v: tuple(e for e in ALL_ENDPOINTS if e in v))
+]
+GroupBy = Annotated[
+    Mapping[Endpoint, tuple[StrictStr, ...]], AfterValidator(lambda v: {**DEFAULT_GROUP_BY, **v})
+]
+BaseUrl = Annotated[HttpUrl, AfterValidator(lambda url: url.rstrip("/"))]
+
+
+class SyncSettings(Section):
+    """The [Usage and Costs sync](sync.md): it runs only when the admin key is in the environment."""
+
+    enabled: Flag = setting(True, help="`false`: never sync, even with an admin key.")
+    interval_s: Duration = setting(3600, key="interval", help="How often the sync runs.")
+    on_start: Flag = setting(True, help="Also run once right after the collector starts.")
+    base_url: BaseUrl = setting(
+        DEFAULT_BASE_URL, env="SPENDSCOPE_OPENAI_BASE_URL", help="The OpenAI API base URL."
+    )
+    admin_key_env: Text = setting(ADMIN_KEY_ENV, help="The environment variable that holds the admin key.")
+    admin_key: Annotated[StrictStr, StringConstraints(strip_whitespace=True)] | None = setting(
+        None,
+        env=ADMIN_KEY_ENV,
+        env_name_key="admin_key_env",
+        env_only=True,
+        help="The organization admin key (`sk-admin-...`) for the Usage and Costs APIs; "
+        "never stored or logged.",
+    )
+    endpoints: Endpoints = setting(ALL_ENDPOINTS, help="The endpoints to read (default: all of them).")
+    bucket_width: Literal["1m", "1h", "1d"] = setting(
+        "1d", help="Bucket width of the usage endpoints (the Costs API only has days)."
+    )
+    backfill_days: Int = setting(30, ge=1, le=366, help="How far back an endpoint's first read goes.")
+    trailing_s: Duration = setting(
+        48 * 3600, key="trailing", help="How much recent history every run re-reads (OpenAI revises it)."
+    )
+    timeout_s: Duration = setting(30, key="timeout", help="The timeout of one request.")
+    max_retries: Int = setting(
+        5, ge=0, le=20, help="Retries per page, for 408/409/429/5xx and connection errors."
+    )
+    max_backoff_s: Duration = setting(
+        60, key="max_backoff", help="The longest wait between retries; it also caps `retry-after`."
+    )
+    group_by: GroupBy = setting(
+        default_factory=lambda: dict(DEFAULT_GROUP_BY),
+        help="`[sync.group_by]`: per endpoint, a list of keys that replaces its default group-by keys.",
+    )
 
     @property
     def bucket_seconds(self) -> int:
@@ -105,99 +123,6 @@ class SyncSettings:
         return self.enabled and bool(self.admin_key)
 
 
-def parse_duration(value: Any, key: str) -> float:
-    """Seconds from a number of seconds or a string like ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise SyncConfigError(
-            f'sync.{key} must be a duration like 3600, "90s", "15m", "1h" or "2d", got {value!r}'
-        )
-    if seconds <= 0:
-        raise SyncConfigError(f"sync.{key} must be positive, got {value!r}")
-    return seconds
-
-
-def _bool(sec: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = sec.get(key, default)
-    if not isinstance(value, bool):
-        raise SyncConfigError(f"sync.{key} must be true or false, got {value!r}")
-    return value
-
-
-def _int(sec: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
-    value = sec.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise SyncConfigError(f"sync.{key} must be an integer from {lo} to {hi}, got {value!r}")
-    return value
-
-
-def _str(sec: Mapping[str, Any], key: str, default: str) -> str:
-    value = sec.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise SyncConfigError(f"sync.{key} must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _endpoints(sec: Mapping[str, Any]) -> tuple[str, ...]:
-    value = sec.get("endpoints", list(ALL_ENDPOINTS))
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SyncConfigError(f"sync.endpoints must be a list of names, got {value!r}")
-    unknown = [v for v in value if v not in ALL_ENDPOINTS]
-    if unknown:
-        raise SyncConfigError(
-            f"sync.endpoints: unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ALL_ENDPOINTS)}"
-        )
-    # Keep the canonical order so a run always reads endpoints the same way.
-    return tuple(e for e in ALL_ENDPOINTS if e in value)
-
-
-def _group_by(sec: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    out = dict(DEFAULT_GROUP_BY)
-    value = sec.get("group_by", {})
-    if not isinstance(value, dict):
-        raise SyncConfigError("sync.group_by must be a table of endpoint = [keys]")
-    for endpoint, keys in value.items():
-        if endpoint not in DEFAULT_GROUP_BY:
-            raise SyncConfigError(f"sync.group_by.{endpoint}: unknown endpoint")
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise SyncConfigError(f"sync.group_by.{endpoint} must be a list of strings, got {keys!r}")
-        out[endpoint] = tuple(keys)
-    return out
-
-
 def parse_sync_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> SyncSettings:
-    """Settings from the whole TOML dict (only ``[sync]`` is read) and the environment."""
-    sec = raw.get("sync", {})
-    if not isinstance(sec, dict):
-        raise SyncConfigError("sync must be a table ([sync])")
-    unknown = set(sec) - _KEYS
-    if unknown:
-        raise SyncConfigError(
-            f"sync: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
-        )
-    width = _str(sec, "bucket_width", "1d")
-    if width not in _WIDTHS:
-        raise SyncConfigError(f"sync.bucket_width must be one of 1m, 1h, 1d, got {width!r}")
-    base_url = env.get("SPENDSCOPE_OPENAI_BASE_URL") or _str(sec, "base_url", DEFAULT_BASE_URL)
-    if not base_url.startswith(("http://", "https://")):
-        raise SyncConfigError(f"sync.base_url must be an http(s) URL, got {base_url!r}")
-    key_env = _str(sec, "admin_key_env", "OPENAI_ADMIN_KEY")
-    return SyncSettings(
-        enabled=_bool(sec, "enabled", True),
-        interval_s=parse_duration(sec.get("interval", 3600), "interval"),
-        on_start=_bool(sec, "on_start", True),
-        base_url=base_url.rstrip("/"),
-        admin_key_env=key_env,
-        admin_key=(env.get(key_env) or "").strip() or None,
-        endpoints=_endpoints(sec),
-        bucket_width=width,
-        backfill_days=_int(sec, "backfill_days", 30, 1, 366),
-        trailing_s=parse_duration(sec.get("trailing", "48h"), "trailing"),
-        timeout_s=parse_duration(sec.get("timeout", 30), "timeout"),
-        max_retries=_int(sec, "max_retries", 5, 0, 20),
-        max_backoff_s=parse_duration(sec.get("max_backoff", 60), "max_backoff"),
-        group_by=_group_by(sec),
-    )
+    """``[sync]`` of a whole TOML document, alone (the collector's loader reads every section)."""
+    return validate(SyncSettings, raw.get("sync", {}), path=None, env=env, prefix=("sync",))

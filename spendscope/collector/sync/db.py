@@ -107,11 +107,10 @@ def save_state(
     run_id: int,
     now: float,
 ) -> None:
+    # Delete and insert rather than an upsert: the same SQL serves the lake, which has no keys.
+    con.execute("DELETE FROM sync_state WHERE endpoint = ?", [endpoint])
     con.execute(
-        """INSERT INTO sync_state VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (endpoint) DO UPDATE SET synced_through = excluded.synced_through,
-             resume_from = excluded.resume_from, run_id = excluded.run_id,
-             updated_at = excluded.updated_at""",
+        "INSERT INTO sync_state VALUES (?, ?, ?, ?, ?)",
         [
             endpoint,
             None if synced_through is None else utc(synced_through),
@@ -264,12 +263,16 @@ def _norm(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     """Runs still marked running belong to a process that died (the collector is the only writer)."""
-    rows = con.execute(
+    row = con.execute("SELECT count(*) FROM sync_runs WHERE status = 'running'").fetchone()
+    if not row or not row[0]:
+        return 0
+    # No RETURNING: the same SQL serves the lake, whose tables do not support it.
+    con.execute(
         "UPDATE sync_runs SET status = 'interrupted', error = coalesce(error, "
         "'the collector stopped during this run; the next run resumes where it stopped') "
-        "WHERE status = 'running' RETURNING run_id"
-    ).fetchall()
-    return len(rows)
+        "WHERE status = 'running'"
+    )
+    return int(row[0])
 
 
 def start_run(con: duckdb.DuckDBPyConnection, trigger: str, now: float) -> int:

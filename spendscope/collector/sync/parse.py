@@ -122,21 +122,33 @@ class CostRow:
 
 
 def to_int(value: Any) -> int | None:
-    """An integer count from an int, an integral float or a numeric string; else None."""
+    """An integer count (a 64-bit one, as stored) from an int, an integral number or a numeric
+    string; else None."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float | Decimal):
-        return int(value) if value == int(value) else None
-    if isinstance(value, str):
-        d = to_decimal(value)
-        return int(d) if d is not None and d == int(d) else None
-    return None
+        n = value
+    elif isinstance(value, float | Decimal | str):
+        d = to_decimal(value) if not isinstance(value, Decimal) else (value if value.is_finite() else None)
+        if d is None or d != d.to_integral_value():
+            return None
+        n = int(d)
+    else:
+        return None
+    return n if -(1 << 63) <= n < 1 << 63 else None
 
 
 def to_decimal(value: Any) -> Decimal | None:
-    """Exact money from a JSON number (best parsed with ``parse_float=Decimal``) or a numeric string."""
+    """Exact money from a JSON number (best parsed with ``parse_float=Decimal``) or a numeric string;
+    None for anything else, non-finite, or too large for a DECIMAL(38, 12) column."""
+    d = _decimal(value)
+    return d if d is not None and abs(d) < _MAX_MONEY else None
+
+
+_MAX_MONEY = Decimal(10) ** 26
+
+
+def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, Decimal):

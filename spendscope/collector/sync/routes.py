@@ -7,101 +7,200 @@ or failed, 409 when a run is already going and does not finish in time).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse
 
-from spendscope.collector.api import BadRequest, parse_group_by, parse_time
+from spendscope.collector import schemas as s
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.sync import reconcile as rec
-from spendscope.collector.sync.db import RUN_COLUMNS
+from spendscope.collector.sync.db import RUN_COLUMNS, RUN_COUNTS
 from spendscope.collector.sync.job import SyncBusyError, SyncJob
+from spendscope.collector.web import ApiError, Endpoint, Keys, Limit, Params, TimeRange
+from spendscope.isotime import format_time
 
-__all__ = ["sync_routes"]
+__all__ = ["ENDPOINTS"]
 
-_DEFAULT_RANGE_DAYS = 30
 _MANUAL_WAIT_S = 300.0
 
 
-def _range(ctx: CollectorContext, request: Request) -> tuple[datetime, datetime]:
-    params = request.query_params
-    end = parse_time("end", params.get("end"), ctx.clock())
-    start = parse_time("start", params.get("start"), end - timedelta(days=_DEFAULT_RANGE_DAYS))
-    if start >= end:
-        raise BadRequest("start must be before end")
-    return start, end
+def _job(ctx: CollectorContext) -> SyncJob:
+    if ctx.sync is None:
+        raise ApiError(503, "the sync is not set up in this collector", ok=False)
+    return ctx.sync
 
 
-def _read(ctx: CollectorContext, fn: Callable[[Any], Any]) -> Any:
-    cur = ctx.store.cursor()
+def _range(p: TimeRange) -> dict[str, str]:
+    return {"start": format_time(p.start), "end": format_time(p.end)}
+
+
+async def sync_now(ctx: CollectorContext, p: Params) -> JSONResponse:
+    job = _job(ctx)
     try:
-        return fn(cur)
-    finally:
-        cur.close()
+        result = await run_in_threadpool(job.run, "manual", _MANUAL_WAIT_S)
+    except SyncBusyError as exc:
+        raise ApiError(409, str(exc), ok=False) from None
+    body = result.as_dict()
+    if result.status == "ok":
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503 if not job.settings.configured else 502)
 
 
-def sync_routes(ctx: CollectorContext, job: SyncJob) -> list[Route]:
-    def guard(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except BadRequest as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-
-        return handler
-
-    async def sync_now(request: Request) -> Response:
-        try:
-            result = await run_in_threadpool(job.run, "manual", _MANUAL_WAIT_S)
-        except SyncBusyError as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
-        body = result.as_dict()
-        if result.status == "ok":
-            return JSONResponse(body)
-        status = 503 if not job.settings.configured else 502
-        return JSONResponse(body, status_code=status)
-
-    async def reconciliation(request: Request) -> Response:
-        start, end = _range(ctx, request)
-        group_by = parse_group_by(request.query_params.get("group_by", "day"), frozenset(rec.GROUP_KEYS))
-        doc = await run_in_threadpool(_read, ctx, lambda c: rec.reconcile(c, start, end, group_by))
-        return JSONResponse({"start": _iso(start), "end": _iso(end), "group_by": group_by, **doc})
-
-    async def usage(request: Request) -> Response:
-        start, end = _range(ctx, request)
-        group_by = parse_group_by(request.query_params.get("group_by", "model"), frozenset(rec.USAGE_KEYS))
-        rows = await run_in_threadpool(_read, ctx, lambda c: rec.usage_summary(c, start, end, group_by))
-        return JSONResponse({"start": _iso(start), "end": _iso(end), "group_by": group_by, "rows": rows})
-
-    async def costs(request: Request) -> Response:
-        start, end = _range(ctx, request)
-        group_by = parse_group_by(request.query_params.get("group_by", "day"), frozenset(rec.COST_KEYS))
-        rows = await run_in_threadpool(_read, ctx, lambda c: rec.costs_summary(c, start, end, group_by))
-        return JSONResponse({"start": _iso(start), "end": _iso(end), "group_by": group_by, "rows": rows})
-
-    async def runs(request: Request) -> Response:
-        raw = request.query_params.get("limit", "20")
-        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            raise BadRequest("limit must be an integer from 1 to 1000")
-        rows = await run_in_threadpool(_read, ctx, lambda c: _runs(c, int(raw)))
-        return JSONResponse({"rows": rows})
-
-    return [
-        Route("/api/v1/sync", guard(sync_now), methods=["POST"]),
-        Route("/api/v1/sync/runs", guard(runs), methods=["GET"]),
-        Route("/api/v1/reconciliation", guard(reconciliation), methods=["GET"]),
-        Route("/api/v1/usage", guard(usage), methods=["GET"]),
-        Route("/api/v1/costs", guard(costs), methods=["GET"]),
-    ]
+class ReconciliationParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(rec.GROUP_KEYS)] = ("day",)
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+async def reconciliation(ctx: CollectorContext, p: ReconciliationParams) -> dict[str, Any]:
+    doc = await run_in_threadpool(ctx.store.read, lambda c: rec.reconcile(c, p.start, p.end, p.group_by))
+    return {**_range(p), "group_by": p.group_by, **doc}
+
+
+class UsageParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(rec.USAGE_KEYS)] = ("model",)
+
+
+async def usage(ctx: CollectorContext, p: UsageParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.usage_summary(c, p.start, p.end, p.group_by))
+    return {**_range(p), "group_by": p.group_by, "rows": rows}
+
+
+class CostsParams(TimeRange):
+    group_by: Annotated[tuple[str, ...], Keys(rec.COST_KEYS)] = ("day",)
+
+
+async def costs(ctx: CollectorContext, p: CostsParams) -> dict[str, Any]:
+    rows = await run_in_threadpool(ctx.store.read, lambda c: rec.costs_summary(c, p.start, p.end, p.group_by))
+    return {**_range(p), "group_by": p.group_by, "rows": rows}
+
+
+class RunsParams(Params):
+    limit: Annotated[int, Limit(1000)] = 20
+
+
+async def runs(ctx: CollectorContext, p: RunsParams) -> dict[str, Any]:
+    return {"rows": await run_in_threadpool(ctx.store.read, lambda c: _runs(c, p.limit))}
+
+
+# --- answers (JSON Schema, for the API document) ---------------------------------------------------
+
+_COUNTS = dict.fromkeys(RUN_COUNTS, s.COUNT)
+_TEXT = s.nullable(s.STRING)
+_EPOCH = s.nullable(s.INT)
+_RUN = s.obj(
+    {
+        "ok": s.BOOL,
+        "run_id": s.INT,
+        "trigger": s.STRING,
+        "status": s.STRING,
+        "error": _TEXT,
+        "window_start": s.nullable(s.TIME),
+        "window_end": s.nullable(s.TIME),
+        "duration_s": s.NUMBER,
+        **_COUNTS,
+        "errors": s.COUNT,
+        "endpoints": s.array(
+            s.obj(
+                {
+                    "endpoint": s.STRING,
+                    "window_start": _EPOCH,
+                    "window_end": _EPOCH,
+                    "resumed": s.BOOL,
+                    **_COUNTS,
+                    "error": _TEXT,
+                }
+            )
+        ),
+    }
+)
+_RUNS = s.rows(
+    s.obj(
+        {
+            "run_id": s.INT,
+            "trigger": s.STRING,
+            "status": s.STRING,
+            "started_at": s.TIME,
+            "finished_at": s.nullable(s.TIME),
+            "duration_s": s.nullable(s.NUMBER),
+            "window_start": s.nullable(s.TIME),
+            "window_end": s.nullable(s.TIME),
+            **_COUNTS,
+            "errors": s.COUNT,
+            "error": _TEXT,
+        }
+    )
+)
+_RECONCILED = {
+    "tracked_usd": s.MONEY,
+    "billed_usd": s.MONEY_OR_NULL,
+    "capture_rate": s.RATIO_OR_NULL,
+    "estimated_usd": s.MONEY_OR_NULL,
+}
+_RECONCILIATION = s.rows(
+    s.obj(
+        _RECONCILED
+        | {"untracked_usd": s.MONEY_OR_NULL, "token_capture_rate": s.RATIO_OR_NULL}
+        | dict.fromkeys(
+            (
+                "calls",
+                "unpriced_calls",
+                "unpriced_usage_rows",
+                "tracked_input_tokens",
+                "tracked_output_tokens",
+                "tracked_cached_input_tokens",
+                "usage_requests",
+                "usage_input_tokens",
+                "usage_output_tokens",
+                "usage_cached_input_tokens",
+            ),
+            s.COUNT,
+        ),
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+    totals=s.obj(_RECONCILED),
+)
+_USAGE = s.rows(
+    s.obj(
+        dict.fromkeys(("requests", "input_tokens", "cached_input_tokens", "output_tokens"), s.COUNT)
+        | {"estimated_usd": s.MONEY_OR_NULL, "unpriced_rows": s.COUNT},
+        others=s.KEY_VALUE,
+    ),
+    **s.RANGE,
+    group_by=s.STRINGS,
+)
+_COSTS = s.rows(
+    s.obj({"billed_usd": s.MONEY, "results": s.COUNT}, others=s.KEY_VALUE), **s.RANGE, group_by=s.STRINGS
+)
+
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/api/v1/sync",
+        sync_now,
+        summary="Run a Usage/Costs sync now and say what it read and wrote",
+        response=_RUN,
+        errors={
+            409: "a sync is already running and did not finish in time",
+            502: ("OpenAI refused the admin key or failed: the run, ok false", _RUN),
+            503: ("no admin key is configured", {"anyOf": [s.ERROR, _RUN]}),
+        },
+        tag="sync",
+    ),
+    Endpoint("GET", "/api/v1/sync/runs", runs, RunsParams, "Recent sync runs", _RUNS, tag="sync"),
+    Endpoint(
+        "GET",
+        "/api/v1/reconciliation",
+        reconciliation,
+        ReconciliationParams,
+        "Tracked spend against billed spend",
+        _RECONCILIATION,
+        tag="sync",
+    ),
+    Endpoint("GET", "/api/v1/usage", usage, UsageParams, "What the Usage API reported", _USAGE, tag="sync"),
+    Endpoint("GET", "/api/v1/costs", costs, CostsParams, "What the Costs API billed", _COSTS, tag="sync"),
+)
 
 
 # The listing leaves out the per-endpoint details (a JSON blob) to stay one flat row per run.

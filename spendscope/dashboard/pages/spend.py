@@ -6,13 +6,14 @@ import streamlit as st
 from spendscope.dashboard import view
 from spendscope.dashboard.charts import stacked_spend_chart
 from spendscope.dashboard.formatting import format_money
+from spendscope.dimensions import DIMENSIONS
 
 st.title("Spend")
 f = view.filters()
 by = (
     st.segmented_control(
         "Break down by",
-        ["project", "model", "service", "user", "feature", "tag", "service_tier"],
+        [*DIMENSIONS, "tag", "service_tier"],
         default="model",
         key="spend-by",
     )

@@ -7,14 +7,14 @@ import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome
 from spendscope.collector.alerts.channels.text import title
-from spendscope.collector.alerts.config import ChannelConfig
+from spendscope.collector.alerts.channels.transport import Outcome
+from spendscope.collector.alerts.config import EmailChannel
 
 __all__ = ["render", "send"]
 
 
-def render(channel: ChannelConfig, payload: dict[str, Any]) -> EmailMessage:
+def render(channel: EmailChannel, payload: dict[str, Any]) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = f"spendscope {title(payload)}"
     msg["From"] = channel.email_from
@@ -24,7 +24,7 @@ def render(channel: ChannelConfig, payload: dict[str, Any]) -> EmailMessage:
     return msg
 
 
-def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
+def send(channel: EmailChannel, payload: dict[str, Any]) -> Outcome:
     try:
         with smtplib.SMTP(channel.smtp_host, channel.smtp_port, timeout=channel.timeout_s) as smtp:
             if channel.smtp_starttls:

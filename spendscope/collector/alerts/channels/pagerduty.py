@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome, post_json
 from spendscope.collector.alerts.channels.text import title
-from spendscope.collector.alerts.config import ChannelConfig
+from spendscope.collector.alerts.channels.transport import Outcome, post_json
+from spendscope.collector.alerts.config import PagerDutyChannel
 
 __all__ = ["render", "send"]
 
 _SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 
 
-def render(channel: ChannelConfig, payload: dict[str, Any]) -> dict[str, Any]:
+def render(channel: PagerDutyChannel, payload: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "routing_key": channel.routing_key,
         "dedup_key": payload["dedup_key"],
@@ -37,6 +37,5 @@ def render(channel: ChannelConfig, payload: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
-    assert channel.url is not None
+def send(channel: PagerDutyChannel, payload: dict[str, Any]) -> Outcome:
     return post_json(channel.url, render(channel, payload), channel.timeout_s)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome, post_json
 from spendscope.collector.alerts.channels.text import title
-from spendscope.collector.alerts.config import ChannelConfig
+from spendscope.collector.alerts.channels.transport import Outcome, post_json
+from spendscope.collector.alerts.config import SlackChannel
 
 __all__ = ["render", "send"]
 
@@ -30,6 +30,5 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
-    assert channel.url is not None
+def send(channel: SlackChannel, payload: dict[str, Any]) -> Outcome:
     return post_json(channel.url, render(payload), channel.timeout_s)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendscope.collector.alerts.channels import Outcome, post_json
 from spendscope.collector.alerts.channels.text import title
-from spendscope.collector.alerts.config import ChannelConfig
+from spendscope.collector.alerts.channels.transport import Outcome, post_json
+from spendscope.collector.alerts.config import WebhookChannel
 
 __all__ = ["render", "send"]
 
@@ -15,6 +15,7 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "title": title(payload), "source": "spendscope"}
 
 
-def send(channel: ChannelConfig, payload: dict[str, Any]) -> Outcome:
-    assert channel.url is not None
-    return post_json(channel.url, render(payload), channel.timeout_s, dict(channel.headers))
+def send(channel: WebhookChannel, payload: dict[str, Any]) -> Outcome:
+    # The event id as a header too, for receivers that deduplicate on headers (idempotency keys).
+    headers = {**dict(channel.headers), "X-Spendscope-Event-Id": str(payload.get("event_id", ""))}
+    return post_json(channel.url, render(payload), channel.timeout_s, headers)

@@ -1,0 +1,1 @@
+"""The alerts' numbered SQL migrations (numbers are one sequence across components)."""

@@ -1,0 +1,1 @@
+"""The lake: several collector replicas sharing one DuckLake (PostgreSQL catalog + Parquet files)."""

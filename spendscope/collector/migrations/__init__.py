@@ -1,0 +1,1 @@
+"""The core's numbered SQL migrations (calls, rejected spans, rollups, prices)."""

@@ -1,0 +1,1 @@
+"""The sync's numbered SQL migrations (numbers are one sequence across components)."""
