@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -13,13 +14,18 @@ import openai
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 import spendscope
 from spendscope.instrument.call import DirectRecorder, Recorder
+from spendscope.instrument.health import HEALTH
+from spendscope.instrument.pipeline import Settings, SpanPipe
+from spendscope.instrument.record import SpanRecord
 
 from .conftest import OtlpSink, otlp_attrs
 
@@ -31,6 +37,9 @@ ATTRS = {
     "spendscope.ratelimit.reset_tokens_s": 0.0,
     "gen_ai.response.finish_reasons": ("stop",),
 }
+RESOURCE = Resource.create({"service.name": "pipeline"})
+SCOPE = InstrumentationScope("spendscope.instrument", "0.1.0")
+RECORD = SpanRecord("chat gpt-4o", 7, 9, 0, False, None, 1_000, 2_000, None, {"k": "v"})
 
 
 def _parent(sampled: bool, remote: bool) -> Any:
@@ -231,3 +240,38 @@ def test_queued_spans_are_exported_at_interpreter_exit(fake_openai: Any, sink: O
     )
     assert time.perf_counter() - started < 30
     assert [span.name for _, span in sink.spans()] == ["chat gpt-4o-mini"]
+
+
+class _BlockingExporter(InMemorySpanExporter):
+    """A public exporter that holds the export thread until released: a collector that hangs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Any) -> Any:
+        self.entered.set()
+        assert self.release.wait(10)
+        return super().export(spans)
+
+
+def test_the_queue_stays_bounded_and_counts_what_it_drops() -> None:
+    exporter = _BlockingExporter()
+    settings = Settings(max_queue_size=8, schedule_delay_millis=600_000, max_export_batch_size=4)
+    pipe = SpanPipe(exporter, RESOURCE, SCOPE, settings)
+    before = HEALTH.snapshot().get("dropped_spans", 0)
+    try:
+        for _ in range(4):  # a full batch wakes the worker, which then hangs in the export
+            pipe.add(RECORD)
+        assert exporter.entered.wait(10)
+        for _ in range(20):
+            pipe.add(RECORD)
+        assert len(pipe._queue) == 8
+        assert HEALTH.snapshot().get("dropped_spans", 0) == before + 12
+        exporter.release.set()
+        assert pipe.force_flush(10_000)
+        assert len(exporter.get_finished_spans()) == 4 + 8
+    finally:
+        exporter.release.set()
+        pipe.shutdown()
