@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_right
-from itertools import accumulate
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
@@ -279,17 +278,16 @@ class Call:
             self.trim()
 
     def trim(self) -> None:
-        """Keep the newest whole chunks that fit in ``limit`` bytes (at least one).
+        """Keep the last ``limit`` bytes (or the newest chunk whole, if it alone is longer).
 
         Called once per ``limit`` bytes appended, so the tail holds at most twice ``limit`` and the
-        cost per chunk stays constant however long the stream.
+        cost per chunk stays constant however long the stream. The list object is kept: the
+        stream tee appends to it directly.
         """
         tail = self.tail
         self.untrimmed = 0
-        if tail is None or len(tail) < 2:
-            return
-        kept = bisect_right(list(accumulate(map(len, reversed(tail)))), self.limit)
-        del tail[: len(tail) - max(kept, 1)]
+        if tail is not None and len(tail) > 1:
+            tail[:] = (_last_bytes(tail, self.limit),)
 
     def _pin(self, data: bytes) -> None:
         for marker in _TERMINAL_MARKERS:
@@ -315,8 +313,7 @@ class Call:
 
     def _finish_stream(self, eof: bool, exc: BaseException | None) -> None:
         attrs = self.attrs
-        self.trim()
-        data = b"".join(self.tail or ())
+        data = _last_bytes(self.tail or (), self.limit)
         self.tail = None
         if self.first_chunk_ns:
             attrs[sc.GEN_AI_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
@@ -350,6 +347,19 @@ class Call:
     def _emit(self, *, error: str | None) -> None:
         self.done = True
         self.recorder.emit(self.name, self.context, self.attrs, self.start_ns, time.time_ns(), error)
+
+
+def _last_bytes(tail: Sequence[bytes], limit: int) -> bytes:
+    """The end of a kept tail: its last ``limit`` bytes, or its newest chunk whole if that is longer.
+
+    One join and one slice: far fewer instructions per chunk than summing chunk lengths in Python
+    (the event scan reads the end of the tail and copes with a first event cut anywhere).
+    """
+    data = b"".join(tail)
+    if len(data) <= limit:
+        return data
+    last = tail[-1]
+    return last if len(last) >= limit else data[-limit:]
 
 
 def _status_error(status: int) -> str:

@@ -76,18 +76,22 @@ def _candidates(blocks: list[str]) -> list[str] | None:
     text = "\n\n".join(blocks)
     if "event:" in text or '"error"' in text or '"type":"response.' in text:
         return None
-    set_usage, set_finish = '"usage":{', '"finish_reason":"'
-    if text.count('"usage"') != text.count('"usage":null') + text.count(set_usage) or text.count(
-        '"finish_reason"'
-    ) != text.count('"finish_reason":null') + text.count(set_finish):
-        return None
     starts: set[int] = set()
-    for marker in (set_usage, set_finish, "[DONE]"):
+    hits = []  # occurrences of each marker, counted by the same scan that finds them
+    for marker in ('"usage":{', '"finish_reason":"', "[DONE]"):
+        count = 0
         position = text.find(marker)
         while position >= 0:
+            count += 1
             before = text.rfind("\n\n", 0, position)
             starts.add(before + 2 if before >= 0 else 0)
             position = text.find(marker, position + len(marker))
+        hits.append(count)
+    if (
+        text.count('"usage"') != text.count('"usage":null') + hits[0]
+        or text.count('"finish_reason"') != text.count('"finish_reason":null') + hits[1]
+    ):
+        return None
     found = []
     for start in sorted(starts):
         end = text.find("\n\n", start)
