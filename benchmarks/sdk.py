@@ -9,82 +9,15 @@ non-streaming calls and 200-chunk streams, the derived cost per stream chunk, an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MESSAGES = [{"role": "user", "content": "Summarize our cloud spend for the quarter in one line."}]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-class _Sink(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def _sink_main(port: int) -> None:
-    ThreadingHTTPServer(("127.0.0.1", port), _Sink).serve_forever()
-
-
-@contextlib.contextmanager
-def _processes() -> Iterator[tuple[str, str, str]]:
-    fake_port, sink_port = _free_port(), _free_port()
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "spendscope.fake_openai", "--port", str(fake_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    sink = subprocess.Popen(
-        [sys.executable, "-c", f"from benchmarks.sdk import _sink_main; _sink_main({sink_port})"]
-    )
-    try:
-        _wait_port(fake_port)
-        _wait_port(sink_port)
-        from spendscope.fake_openai.server import DEFAULT_KEYS
-
-        yield (
-            f"http://127.0.0.1:{fake_port}/v1",
-            DEFAULT_KEYS["api_key"],
-            f"http://127.0.0.1:{sink_port}/v1/traces",
-        )
-    finally:
-        for proc in (fake, sink):
-            proc.terminate()
-            with contextlib.suppress(Exception):
-                proc.wait(5)
+from benchmarks.sdk_setup import calls, processes
 
 
 def _provider(endpoint: str) -> Any:
@@ -205,7 +138,7 @@ def _chunk_cost(chunks: int) -> tuple[float, float]:
 
     def teed() -> None:
         call = Call(recorder, route, info, host="h", port=1, attempt=0, attribution=None, context=None)
-        call.response(200, [], "text/event-stream", "")
+        call.response(200, [(b"content-type", b"text/event-stream")])
         call.begin_stream()
         tee = sync_tee(Inner(), call)
         for _ in tee:
@@ -236,30 +169,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-block", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--memory-calls", type=int, default=100_000)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under callgrind instead (benchmarks/sdk_instructions.py; its own options)",
+    )
     args, _ = parser.parse_known_args(argv)
+    if args.instructions:
+        from benchmarks import sdk_instructions
+
+        sdk_instructions.main([a for a in (argv or []) if a != "--instructions"])
+        return
     if args.quick:
         args.blocks, args.per_block, args.memory_calls = 1, 50, 2_000
     import openai
 
     import spendscope
 
-    with _processes() as (base_url, api_key, sink):
+    with processes() as (base_url, api_key, sink):
         provider = _provider(sink)
         client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
         tools = _tools(provider, sink)
 
-        def plain() -> None:
-            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-
-        def stream() -> None:
-            for _ in client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=MESSAGES,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_headers={"x-fake-chunks": str(args.chunks)},
-            ):
-                pass
+        plain, stream = calls(client, args.chunks)
 
         print(f"  openai {openai.__version__}; {args.blocks} ABBA blocks x {args.per_block} calls per tool")
         print("  spendscope = its default pipeline; spendscope* = through the same SDK provider as official")

@@ -6,14 +6,19 @@ import atexit
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Tracer, TracerProvider
 
 from spendscope.instrument.call import DirectRecorder, Recorder
 from spendscope.instrument.health import HEALTH, logger
 from spendscope.instrument.patch import Patcher
+
+if TYPE_CHECKING:
+    from spendscope.instrument.export import OwnProvider
 
 __all__ = ["Instrumentation", "instrument", "uninstrument"]
 
@@ -86,21 +91,21 @@ def instrument(
     with _lock:
         if _active is not None:
             return _active
+        from spendscope import __version__
+
         owns = tracer_provider is None
         log_filter: logging.Filter | None = None
+        own: OwnProvider | None = None
         if tracer_provider is None:
             from spendscope.instrument.export import build_provider
 
-            sdk_provider, log_filter = build_provider(service_name)
-            tracer_provider = sdk_provider
+            own, log_filter = build_provider(service_name, InstrumentationScope(_SCOPE, __version__))
+            tracer_provider = own
             if set_global_tracer_provider:
-                trace.set_tracer_provider(sdk_provider)
-        from spendscope import __version__
-
+                trace.set_tracer_provider(own)
         tracer = tracer_provider.get_tracer(_SCOPE, __version__)
         patcher = Patcher(
-            _recorder(tracer, tracer_provider, capture_content, owns),
-            frozenset(hosts) if hosts is not None else None,
+            _recorder(tracer, own, capture_content), frozenset(hosts) if hosts is not None else None
         )
         modules = patcher.install()
         if not modules:
@@ -113,17 +118,11 @@ def instrument(
         return _active
 
 
-def _recorder(tracer: Any, provider: Any, capture_content: bool, owns: bool) -> Recorder:
-    processor = getattr(provider, "_active_span_processor", None)
-    if (
-        owns
-        and processor is not None
-        and all(
-            hasattr(tracer, name)
-            for name in ("sampler", "id_generator", "resource", "_instrumentation_scope")
-        )
-    ):
-        return DirectRecorder(tracer, capture_content, processor)
+def _recorder(tracer: Tracer, own: OwnProvider | None, capture_content: bool) -> Recorder:
+    # A user's provider gets the stock SDK span path; so does spendscope's own when the SDK is
+    # disabled (OTEL_SDK_DISABLED: get_tracer answers a no-op tracer, and nothing is recorded).
+    if own is not None and isinstance(tracer, SdkTracer):
+        return DirectRecorder(tracer, capture_content, own)
     return Recorder(tracer, capture_content)
 
 
@@ -135,16 +134,14 @@ def uninstrument() -> None:
 
 
 def _at_exit(handle: Instrumentation) -> None:
-    # Spans still queued at interpreter exit are flushed, with a bound so a dead collector
-    # cannot hold the process open.
     if handle.active:
-        handle.force_flush(3000)
         _shutdown_provider(handle.tracer_provider, handle._log_filter)
 
 
 def _shutdown_provider(provider: Any, log_filter: logging.Filter | None) -> None:
+    # Shutting spendscope's provider down exports what is still queued, for at most
+    # pipeline.SHUTDOWN_WAIT_S, so that a dead collector cannot hold the process open.
     try:
-        provider.force_flush(3000)
         provider.shutdown()
     except Exception:
         HEALTH.internal_error("shutdown")

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import (
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    Tracer,
-    get_current_span,
-)
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, ParentBased
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, get_current_span
 
 from spendscope import semconv as sc
 from spendscope.instrument.attribution import Attribution
@@ -34,19 +26,22 @@ from spendscope.instrument.parsing import (
     parse_json,
     response_attributes,
 )
+from spendscope.instrument.record import new_record
 from spendscope.instrument.routes import Route
 from spendscope.instrument.sse import summarize_stream
+
+if TYPE_CHECKING:
+    from spendscope.instrument.export import OwnProvider
 
 __all__ = ["Call", "DirectRecorder", "Recorder"]
 
 Attributes = dict[str, Any]
 
 # How much of a streamed body is kept to read its end: usage chunks and error events are small;
-# the Responses terminal event can be large, so the tail is pinned once that event starts.
+# the Responses terminal event can be large, so the tail is pinned once that event starts. The
+# tail is trimmed once per TAIL_BYTES appended, so it holds between one and two TAIL_BYTES.
 TAIL_BYTES = 64 * 1024
 _TERMINAL_MARKERS = (b"response.completed", b"response.incomplete", b"response.failed")
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_UNSET = Status(StatusCode.UNSET)
 
 
 class Recorder:
@@ -76,24 +71,29 @@ class Recorder:
 
 
 class DirectRecorder(Recorder):
-    """Hands a finished span straight to spendscope's own provider's processors.
+    """Hands a finished call straight to spendscope's own pipeline, as one ``SpanRecord``.
 
-    A call's span is complete when it is created (every attribute, both timestamps), so the
-    mutable-span machinery of ``start_span``/``end`` (locks, attribute revalidation, limits) is pure
-    overhead: building the finished :class:`ReadableSpan` costs about a quarter as much. Sampling,
-    ids, parentage, resource and scope are the provider's own. Used only with the provider
-    spendscope built itself, whose only processor is its batch exporter.
+    A call's span is complete when it is recorded (every attribute, both timestamps), so the SDK's
+    mutable span (locks, attribute revalidation, limits, the processor chain) and even its
+    finished ``ReadableSpan`` are pure overhead: the record is queued as it is and encoded to OTLP
+    bytes by the export thread. Sampling and ids are the provider's own. Used only with the
+    provider spendscope built itself; if someone adds a span processor to that provider, calls go
+    through the SDK span path again so that the processor sees them.
     """
 
-    __slots__ = ("_ids", "_processor", "_resource", "_sampler", "_scope")
+    __slots__ = ("_ids", "_parent_based", "_pipe", "_provider", "_sampler")
 
-    def __init__(self, tracer: Tracer, capture_content: bool, processor: Any) -> None:
+    def __init__(self, tracer: Tracer, capture_content: bool, provider: OwnProvider) -> None:
         super().__init__(tracer, capture_content)
-        self._sampler = tracer.sampler  # type: ignore[attr-defined]
-        self._ids = tracer.id_generator  # type: ignore[attr-defined]
-        self._resource = tracer.resource  # type: ignore[attr-defined]
-        self._scope = tracer._instrumentation_scope  # type: ignore[attr-defined]
-        self._processor = processor
+        self._provider = provider
+        self._pipe = provider.pipe
+        self._sampler = provider.sampler
+        self._ids = provider.id_generator
+        # The default sampler (no OTEL_TRACES_SAMPLER) decides by the parent alone: decided here
+        # without its call, which costs as much as the rest of the recording.
+        self._parent_based = type(self._sampler) is ParentBased and (
+            self._sampler.get_description() == DEFAULT_ON.get_description()  # type: ignore[no-untyped-call]
+        )
 
     def emit(
         self,
@@ -104,31 +104,37 @@ class DirectRecorder(Recorder):
         end_ns: int,
         error: str | None,
     ) -> None:
+        if self._provider.extra_processors:
+            super().emit(name, context, attrs, start_ns, end_ns, error)
+            return
         parent = get_current_span(context).get_span_context()
         if parent.is_valid:
-            trace_id = parent.trace_id
-            parent_context: SpanContext | None = parent
+            trace_id, parent_id, remote = parent.trace_id, parent.span_id, parent.is_remote
         else:
-            trace_id = self._ids.generate_trace_id()
-            parent_context = None
-        sampled = self._sampler.should_sample(context, trace_id, name, SpanKind.CLIENT, attrs)
-        if not sampled.decision.is_sampled():
-            return
-        span_context = SpanContext(
-            trace_id, self._ids.generate_span_id(), False, _SAMPLED, sampled.trace_state
-        )
-        self._processor.on_end(
-            ReadableSpan(
-                name,
-                span_context,
-                parent_context,
-                self._resource,
-                attrs,
-                kind=SpanKind.CLIENT,
-                status=Status(StatusCode.ERROR, error) if error else _UNSET,
-                start_time=start_ns,
-                end_time=end_ns,
-                instrumentation_scope=self._scope,
+            trace_id, parent_id, remote = self._ids.generate_trace_id(), 0, False
+        if self._parent_based:
+            if parent_id and not parent.trace_flags.sampled:
+                return
+            trace_state = parent.trace_state if parent_id else None
+        else:
+            sampled = self._sampler.should_sample(context, trace_id, name, SpanKind.CLIENT, attrs)
+            if not sampled.decision.is_sampled():  # type: ignore[no-untyped-call]
+                return
+            trace_state = sampled.trace_state
+        self._pipe.add(
+            new_record(
+                (
+                    name,
+                    trace_id,
+                    self._ids.generate_span_id(),
+                    parent_id,
+                    remote,
+                    trace_state,
+                    start_ns,
+                    end_ns,
+                    error,
+                    attrs,
+                )
             )
         )
 
@@ -142,14 +148,15 @@ class Call:
         "done",
         "first_chunk_ns",
         "head",
+        "limit",
         "name",
-        "pinned",
         "recorder",
         "response_headers",
         "start_ns",
         "status_code",
         "tail",
-        "tail_size",
+        "untrimmed",
+        "watch_terminal",
     )
 
     def __init__(
@@ -206,9 +213,10 @@ class Call:
         self.status_code = 0
         self.first_chunk_ns = 0
         self.head = b""
-        self.tail: deque[bytes] | None = None
-        self.tail_size = 0
-        self.pinned = False
+        self.tail: list[bytes] | None = None
+        self.untrimmed = 0
+        self.limit = TAIL_BYTES
+        self.watch_terminal = False
         self.response_headers: dict[str, str] = {}
         self._lock: threading.Lock | None = None
 
@@ -218,11 +226,11 @@ class Call:
         self.attrs[sc.ERROR_TYPE] = type(exc).__name__
         self._emit(error=str(exc) or type(exc).__name__)
 
-    def response(self, status_code: int, raw_headers: Any, content_type: str, encoding: str) -> None:
+    def response(self, status_code: int, raw_headers: Any) -> None:
         """Status and headers arrived (both paths)."""
         self.status_code = status_code
         self.attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
-        header_attributes(raw_headers, self.attrs)
+        content_type, encoding = header_attributes(raw_headers, self.attrs)
         self.response_headers = {"content-type": content_type, "content-encoding": encoding}
 
     def body(self, content: bytes) -> None:
@@ -242,11 +250,20 @@ class Call:
 
     # --- streamed bodies ------------------------------------------------------------------------
     def begin_stream(self) -> None:
-        self.tail = deque()
+        # An SSE tail is kept to TAIL_BYTES; a JSON body (with_streaming_response) up to the parse
+        # cap, and so is a Responses stream once its terminal event has started.
+        self.limit = TAIL_BYTES if self._is_sse() else MAX_JSON_BYTES
+        self.watch_terminal = self.api == "responses" and self.limit == TAIL_BYTES
+        self.tail = []
         self._lock = threading.Lock()
 
     def chunk(self, data: bytes) -> None:
-        """One chunk passed to the app: O(1) bookkeeping, no parsing."""
+        """One chunk passed to the app: O(1) bookkeeping (amortized), no parsing.
+
+        The stream tee appends chunks to :attr:`tail` itself when nothing needs to look at each
+        one (see ``streams.py``); this method is the general case: the first chunk, Responses
+        streams, a body read before the tee.
+        """
         tail = self.tail
         if tail is None:
             return
@@ -254,18 +271,30 @@ class Call:
             self.first_chunk_ns = time.time_ns()
             self.head = data[:4096]
         tail.append(data)
-        self.tail_size += len(data)
-        if self.api == "responses" and not self.pinned and b"event: response." in data:
-            for marker in _TERMINAL_MARKERS:
-                if marker in data:
-                    self.pinned = True
-                    break
-        # SSE tails are trimmed; a JSON body (with_streaming_response) is kept whole up to the cap.
-        if self.tail_size > TAIL_BYTES and not self.pinned and self._is_sse():
-            while self.tail_size > TAIL_BYTES and len(tail) > 1:
-                self.tail_size -= len(tail.popleft())
-        elif self.tail_size > MAX_JSON_BYTES and len(tail) > 1:
-            self.tail_size -= len(tail.popleft())
+        if self.watch_terminal and b"event: response." in data:
+            self._pin(data)
+        self.untrimmed += len(data)
+        if self.untrimmed > self.limit:
+            self.trim()
+
+    def trim(self) -> None:
+        """Keep the last ``limit`` bytes (or the newest chunk whole, if it alone is longer).
+
+        Called once per ``limit`` bytes appended, so the tail holds at most twice ``limit`` and the
+        cost per chunk stays constant however long the stream. The list object is kept: the
+        stream tee appends to it directly.
+        """
+        tail = self.tail
+        self.untrimmed = 0
+        if tail is not None and len(tail) > 1:
+            tail[:] = (_last_bytes(tail, self.limit),)
+
+    def _pin(self, data: bytes) -> None:
+        for marker in _TERMINAL_MARKERS:
+            if marker in data:
+                self.limit = MAX_JSON_BYTES
+                self.watch_terminal = False
+                return
 
     def _is_sse(self) -> bool:
         return "event-stream" in self.response_headers.get("content-type", "")
@@ -284,7 +313,7 @@ class Call:
 
     def _finish_stream(self, eof: bool, exc: BaseException | None) -> None:
         attrs = self.attrs
-        data = b"".join(self.tail or ())
+        data = _last_bytes(self.tail or (), self.limit)
         self.tail = None
         if self.first_chunk_ns:
             attrs[sc.GEN_AI_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
@@ -318,6 +347,19 @@ class Call:
     def _emit(self, *, error: str | None) -> None:
         self.done = True
         self.recorder.emit(self.name, self.context, self.attrs, self.start_ns, time.time_ns(), error)
+
+
+def _last_bytes(tail: Sequence[bytes], limit: int) -> bytes:
+    """The end of a kept tail: its last ``limit`` bytes, or its newest chunk whole if that is longer.
+
+    One join and one slice: far fewer instructions per chunk than summing chunk lengths in Python
+    (the event scan reads the end of the tail and copes with a first event cut anywhere).
+    """
+    data = b"".join(tail)
+    if len(data) <= limit:
+        return data
+    last = tail[-1]
+    return last if len(last) >= limit else data[-limit:]
 
 
 def _status_error(status: int) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "header_attributes",
     "parse_duration",
     "parse_json",
+    "parse_json_text",
     "parse_request",
     "response_attributes",
     "usage_attributes",
@@ -46,6 +47,7 @@ class RequestInfo(NamedTuple):
 
 
 _EMPTY_REQUEST = RequestInfo(None, False, None, None, None, None)
+_DECODER = json.JSONDecoder()
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')
 
 
@@ -54,9 +56,36 @@ def parse_json(body: bytes) -> Any:
     if not body or len(body) > MAX_JSON_BYTES:
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # UTF-8 (what OpenAI and gateways send) decoded and scanned here: json.loads' detection of
+        # the encoding of bytes and its whitespace regexes cost more than a typical request's JSON.
+        scanned, value = _scan(body.decode("utf-8"))
+        if scanned:
+            return value
+    except UnicodeDecodeError:
+        pass
+    try:
+        return json.loads(body)  # UTF-16/32, a BOM, leading whitespace...
+    except ValueError:
         return None
+
+
+def parse_json_text(text: str) -> Any:
+    """``json.loads`` of text that answers None for anything undecodable."""
+    scanned, value = _scan(text)
+    if scanned:
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _scan(text: str) -> tuple[bool, Any]:
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return False, None
+    return end == len(text) or text[end:].isspace(), value
 
 
 def _str(value: object) -> str | None:
@@ -165,14 +194,15 @@ def response_attributes(data: Mapping[str, Any], attrs: Attributes, *, capture_c
         details = data.get("incomplete_details")
         reason = _str(details.get("reason")) if isinstance(details, dict) else None
         if reason or status:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason or status]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = (reason or status,)
         error = data.get("error")
         if isinstance(error, dict) and _str(error.get("code")):
             attrs[sc.ERROR_TYPE] = error["code"]
     else:
         reasons = _finish_reasons(data.get("choices"))
         if reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+            # A tuple, as the SDK stores sequences (and hashable: the OTLP encoder caches it).
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
     if capture_content:
         output = data.get("choices", data.get("output"))
         if output is not None:
@@ -221,15 +251,15 @@ def parse_duration(value: str) -> float | None:
     return total if position == len(text) and position else None
 
 
-def _nonneg_int(value: str) -> int | None:
+def _nonneg_int(value: bytes) -> int | None:
     try:
-        number = int(value.strip())
+        number = int(value)  # int() takes ASCII digits as bytes and ignores surrounding whitespace
     except ValueError:
         return None
     return number if number >= 0 else None
 
 
-def _number(value: str) -> int | float | None:
+def _number(value: bytes) -> int | float | None:
     try:
         return int(value)
     except ValueError:
@@ -241,65 +271,80 @@ def _number(value: str) -> int | float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-_INT_HEADERS = {
-    "x-ratelimit-limit-requests": sc.RATELIMIT_LIMIT_REQUESTS,
-    "x-ratelimit-remaining-requests": sc.RATELIMIT_REMAINING_REQUESTS,
-    "x-ratelimit-limit-tokens": sc.RATELIMIT_LIMIT_TOKENS,
-    "x-ratelimit-remaining-tokens": sc.RATELIMIT_REMAINING_TOKENS,
+# Response headers read into attributes, by lower-case raw name: (kind, attribute).
+_INT, _DURATION, _STR, _NUMBER, _RETRY_MS, _RETRY_S, _CONTENT_TYPE, _CONTENT_ENCODING = range(8)
+_HEADERS: dict[bytes, tuple[int, str]] = {
+    b"x-ratelimit-limit-requests": (_INT, sc.RATELIMIT_LIMIT_REQUESTS),
+    b"x-ratelimit-remaining-requests": (_INT, sc.RATELIMIT_REMAINING_REQUESTS),
+    b"x-ratelimit-limit-tokens": (_INT, sc.RATELIMIT_LIMIT_TOKENS),
+    b"x-ratelimit-remaining-tokens": (_INT, sc.RATELIMIT_REMAINING_TOKENS),
+    b"x-ratelimit-reset-requests": (_DURATION, sc.RATELIMIT_RESET_REQUESTS_S),
+    b"x-ratelimit-reset-tokens": (_DURATION, sc.RATELIMIT_RESET_TOKENS_S),
+    b"x-request-id": (_STR, sc.OPENAI_REQUEST_ID),
+    b"openai-project": (_STR, sc.OPENAI_PROJECT),
+    b"openai-organization": (_STR, sc.OPENAI_ORGANIZATION),
+    b"openai-processing-ms": (_NUMBER, sc.OPENAI_PROCESSING_MS),
+    b"retry-after-ms": (_RETRY_MS, ""),
+    b"retry-after": (_RETRY_S, ""),
+    b"content-type": (_CONTENT_TYPE, ""),
+    b"content-encoding": (_CONTENT_ENCODING, ""),
 }
-_DURATION_HEADERS = {
-    "x-ratelimit-reset-requests": sc.RATELIMIT_RESET_REQUESTS_S,
-    "x-ratelimit-reset-tokens": sc.RATELIMIT_RESET_TOKENS_S,
-}
-_STR_HEADERS = {
-    "x-request-id": sc.OPENAI_REQUEST_ID,
-    "openai-project": sc.OPENAI_PROJECT,
-    "openai-organization": sc.OPENAI_ORGANIZATION,
-}
-_WANTED = frozenset(
-    {
-        *_INT_HEADERS,
-        *_DURATION_HEADERS,
-        *_STR_HEADERS,
-        "openai-processing-ms",
-        "retry-after",
-        "retry-after-ms",
-    }
-)
+# Reset durations repeat ("0s", "1ms", "6m0s"): parsed once each, in a bounded memo.
+_durations: dict[bytes, float | None] = {}
+_DURATIONS_MAX = 1024
 
 
-def header_attributes(raw: Iterable[tuple[bytes, bytes]], attrs: Attributes) -> None:
-    """Rate-limit, retry and identity headers, read in one pass over the raw header list."""
+def _duration(raw: bytes) -> float | None:
+    seconds = _durations.get(raw, -1.0)
+    if seconds == -1.0:
+        seconds = parse_duration(raw.decode("latin-1"))
+        if len(_durations) < _DURATIONS_MAX:
+            _durations[raw] = seconds
+    return seconds
+
+
+def header_attributes(raw: Iterable[tuple[bytes, bytes]], attrs: Attributes) -> tuple[str, str]:
+    """Rate-limit, retry and identity headers into ``attrs``, in one pass over the raw header list.
+
+    Answers the response's content type and content encoding, read in the same pass.
+    """
+    content_type = encoding = ""
     retry_after_ms: float | None = None
     retry_after: float | None = None
+    wanted = _HEADERS
     for raw_key, raw_value in raw:
-        key = raw_key.decode("latin-1").lower()
-        if key not in _WANTED:
+        entry = wanted.get(raw_key) or wanted.get(raw_key.lower())
+        if entry is None:
             continue
-        value = raw_value.decode("latin-1")
-        if key in _INT_HEADERS:
-            number = _nonneg_int(value)
+        kind, name = entry
+        if kind == _INT:
+            number = _nonneg_int(raw_value)
             if number is not None:
-                attrs[_INT_HEADERS[key]] = number
-        elif key in _DURATION_HEADERS:
-            seconds = parse_duration(value)
+                attrs[name] = number
+        elif kind == _DURATION:
+            seconds = _duration(raw_value)
             if seconds is not None:
-                attrs[_DURATION_HEADERS[key]] = seconds
-        elif key in _STR_HEADERS:
-            if value:
-                attrs[_STR_HEADERS[key]] = value[:_MAX_TAG_LEN]
-        elif key == "openai-processing-ms":
-            processing = _number(value)
+                attrs[name] = seconds
+        elif kind == _STR:
+            if raw_value:
+                attrs[name] = raw_value.decode("latin-1")[:_MAX_TAG_LEN]
+        elif kind == _NUMBER:
+            processing = _number(raw_value)
             if processing is not None:
-                attrs[sc.OPENAI_PROCESSING_MS] = processing
-        elif key == "retry-after-ms":
-            millis = _number(value)
+                attrs[name] = processing
+        elif kind == _CONTENT_TYPE:
+            content_type = raw_value.decode("latin-1")
+        elif kind == _CONTENT_ENCODING:
+            encoding = raw_value.decode("latin-1")
+        elif kind == _RETRY_MS:
+            millis = _number(raw_value)
             retry_after_ms = None if millis is None else millis / 1000
         else:  # retry-after: seconds; an HTTP-date form is rare on OpenAI and not worth a date parser here
-            seconds_value = _number(value)
+            seconds_value = _number(raw_value)
             retry_after = None if seconds_value is None else float(seconds_value)
     # The millisecond header is the more precise one: it wins when both arrive.
     if retry_after_ms is not None:
         attrs[sc.RETRY_AFTER_S] = retry_after_ms
     elif retry_after is not None:
         attrs[sc.RETRY_AFTER_S] = retry_after
+    return content_type, encoding

@@ -109,13 +109,7 @@ def _begin(patcher: Patcher, args: tuple[Any, ...], kwargs: dict[str, Any]) -> C
 
 
 def _on_response(call: Call, response: Any, stream: bool, tee: type) -> None:
-    headers = response.headers
-    call.response(
-        response.status_code,
-        headers.raw,
-        headers.get("content-type", ""),
-        headers.get("content-encoding", ""),
-    )
+    call.response(response.status_code, response.headers.raw)
     if stream:
         call.begin_stream()
         if response.is_stream_consumed:

@@ -7,13 +7,12 @@ end, this module reads the events in that tail: the usage chunk of Chat Completi
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from spendscope import semconv as sc
-from spendscope.instrument.parsing import response_attributes, usage_attributes
+from spendscope.instrument.parsing import parse_json_text, response_attributes, usage_attributes
 
 __all__ = ["iter_events", "summarize_stream"]
 
@@ -25,34 +24,79 @@ _NULL_USAGE = re.compile(r'"usage"\s*:\s*null')
 _SET_FINISH = re.compile(r'"finish_reason"\s*:\s*"')
 
 
-def iter_events(data: bytes, last: int | None = None) -> Iterator[tuple[str | None, str]]:
-    """(event type, data payload) of each complete-looking event in ``data`` (only the ``last`` N)."""
+def _blocks(data: bytes, last: int | None) -> list[str]:
+    """The text of the event blocks of ``data`` (only the ``last`` N, when given)."""
+    if last is not None and b"\r" not in data:
+        # Only a window at the end is decoded and split, widened until it holds the last N blocks:
+        # what ``text.rsplit("\n\n", last)`` keeps, without decoding a 64 KiB tail.
+        window = 4096
+        while True:
+            blocks = data[-window:].decode("utf-8", "replace").rsplit("\n\n", last)
+            if len(blocks) > last:
+                return blocks[1:]  # the first piece is everything before the last blocks, unsplit
+            if window >= len(data):
+                return blocks
+            window *= 4
     text = data.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if last is None:
-        blocks = text.split("\n\n")
-    else:
-        blocks = text.rsplit("\n\n", last)
-        if len(blocks) > last:
-            blocks = blocks[1:]  # the first piece is everything before the last blocks, unsplit
-    for block in blocks:
-        event: str | None = None
-        payload: list[str] = []
-        for line in block.split("\n"):
-            if line.startswith("data:"):
-                payload.append(line[6:] if line.startswith("data: ") else line[5:])
-            elif line.startswith("event:"):
-                event = line[6:].strip()
-        if payload:
-            yield event, "\n".join(payload)
+        return text.split("\n\n")
+    blocks = text.rsplit("\n\n", last)
+    return blocks[1:] if len(blocks) > last else blocks  # the first piece is everything before
 
 
-def _loads(payload: str) -> Any:
-    try:
-        return json.loads(payload)
-    except ValueError:
+def _event(block: str) -> tuple[str | None, str] | None:
+    event: str | None = None
+    payload: list[str] = []
+    for line in block.split("\n"):
+        if line.startswith("data:"):
+            payload.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    return (event, "\n".join(payload)) if payload else None
+
+
+def iter_events(data: bytes, last: int | None = None) -> Iterator[tuple[str | None, str]]:
+    """(event type, data payload) of each complete-looking event in ``data`` (only the ``last`` N)."""
+    for block in _blocks(data, last):
+        parsed = _event(block)
+        if parsed is not None:
+            yield parsed
+
+
+def _candidates(blocks: list[str]) -> list[str] | None:
+    """The blocks that can matter, found by a few scans of the whole window; None: look at each.
+
+    A Chat Completions stream ends in content deltas whose ``"usage":null`` and
+    ``"finish_reason":null`` say they carry nothing. When every usage and finish reason in the
+    window is written in that compact form, and nothing else that ``_interesting`` looks for is
+    there, only the blocks with a set usage, a set finish reason or ``[DONE]`` can matter.
+    """
+    text = "\n\n".join(blocks)
+    if "event:" in text or '"error"' in text or '"type":"response.' in text:
         return None
+    starts: set[int] = set()
+    hits = []  # occurrences of each marker, counted by the same scan that finds them
+    for marker in ('"usage":{', '"finish_reason":"', "[DONE]"):
+        count = 0
+        position = text.find(marker)
+        while position >= 0:
+            count += 1
+            before = text.rfind("\n\n", 0, position)
+            starts.add(before + 2 if before >= 0 else 0)
+            position = text.find(marker, position + len(marker))
+        hits.append(count)
+    if (
+        text.count('"usage"') != text.count('"usage":null') + hits[0]
+        or text.count('"finish_reason"') != text.count('"finish_reason":null') + hits[1]
+    ):
+        return None
+    found = []
+    for start in sorted(starts):
+        end = text.find("\n\n", start)
+        found.append(text[start:] if end < 0 else text[start:end])
+    return found
 
 
 def _interesting(event: str | None, payload: str) -> bool:
@@ -65,9 +109,14 @@ def _interesting(event: str | None, payload: str) -> bool:
         return True
     if '"error"' in payload:
         return True
-    if '"usage"' in payload and not _NULL_USAGE.search(payload):
+    # The compact forms (what OpenAI sends) are counted first: the patterns only run when they differ.
+    if '"usage"' in payload and '"usage":null' not in payload and not _NULL_USAGE.search(payload):
         return True
-    if '"finish_reason"' in payload and _SET_FINISH.search(payload):
+    if (
+        '"finish_reason"' in payload
+        and payload.count('"finish_reason"') != payload.count('"finish_reason":null')
+        and _SET_FINISH.search(payload)
+    ):
         return True
     return (
         event is None
@@ -89,13 +138,19 @@ def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> t
     # What a stream reports about itself is in its last few events: [DONE], the usage chunk, one
     # finish chunk per choice, or the terminal Responses event. Reading only those keeps the cost
     # per stream constant, however many content deltas came before.
-    for event, payload in reversed(list(iter_events(tail, _LAST_EVENTS))):
+    blocks = _blocks(tail, _LAST_EVENTS)
+    candidates = _candidates(blocks)
+    for block in reversed(blocks if candidates is None else candidates):
+        parsed = _event(block)
+        if parsed is None:
+            continue
+        event, payload = parsed
         if payload == "[DONE]":
             terminal = True
             continue
         if not _interesting(event, payload):
             continue
-        obj = _loads(payload)
+        obj = parse_json_text(payload)
         if not isinstance(obj, dict):
             continue
         kind = obj.get("type") if event is None else event
@@ -131,7 +186,7 @@ def summarize_stream(tail: bytes, head: bytes, api: str, attrs: Attributes) -> t
             _identity(obj, attrs)
             identity_done = True
     if reasons and sc.GEN_AI_RESPONSE_FINISH_REASONS not in attrs:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reasons[i] for i in sorted(reasons)]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons[i] for i in sorted(reasons))
     if not identity_done:
         for source_bytes in (head, tail):
             if _identity_from(source_bytes, attrs):
@@ -143,7 +198,7 @@ def _identity_from(data: bytes, attrs: Attributes) -> bool:
     for _event, payload in iter_events(data):
         if '"model"' not in payload:
             continue
-        obj = _loads(payload)
+        obj = parse_json_text(payload)
         if isinstance(obj, dict):
             inner = obj.get("response")
             source = inner if isinstance(inner, dict) else obj

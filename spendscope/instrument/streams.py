@@ -29,6 +29,31 @@ def _chunk_failed(call: Call) -> None:
     HEALTH.internal_error("stream chunk")
 
 
+def _first(call: Call, chunk: bytes) -> None:
+    if call.tail is not None:
+        try:
+            call.chunk(chunk)
+        except Exception:
+            _chunk_failed(call)
+
+
+def _direct_tail(call: Call) -> list[bytes] | None:
+    """The tail the tee may append to itself: when no chunk needs a look (not a Responses stream)."""
+    return None if call.watch_terminal else call.tail
+
+
+def _trim(call: Call, tail: list[bytes]) -> bool:
+    """Trim the kept tail; False once the call stopped recording (ended, or failed)."""
+    if call.tail is not tail:
+        return False
+    try:
+        call.trim()
+    except Exception:
+        _chunk_failed(call)
+        return False
+    return True
+
+
 def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
     """Build the sync and async tee classes for one HTTP library's stream base classes."""
 
@@ -42,7 +67,25 @@ def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
             try:
-                for chunk in self._inner:
+                chunks = iter(self._inner)
+                for chunk in chunks:
+                    _first(call, chunk)
+                    yield chunk
+                    break
+                tail = _direct_tail(call)
+                if tail is not None:
+                    # Nothing looks at single chunks here: append, count, trim once per limit.
+                    append, limit, pending = tail.append, call.limit, 0
+                    for chunk in chunks:
+                        append(chunk)
+                        pending += len(chunk)
+                        if pending > limit:
+                            pending = 0
+                            if not _trim(call, tail):
+                                yield chunk
+                                break
+                        yield chunk
+                for chunk in chunks:
                     if call.tail is not None:
                         try:
                             call.chunk(chunk)
@@ -82,7 +125,24 @@ def tee_classes(sync_base: type, async_base: type) -> tuple[type, type]:
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call
             try:
-                async for chunk in self._inner:
+                chunks = aiter(self._inner)
+                async for chunk in chunks:
+                    _first(call, chunk)
+                    yield chunk
+                    break
+                tail = _direct_tail(call)
+                if tail is not None:
+                    append, limit, pending = tail.append, call.limit, 0
+                    async for chunk in chunks:
+                        append(chunk)
+                        pending += len(chunk)
+                        if pending > limit:
+                            pending = 0
+                            if not _trim(call, tail):
+                                yield chunk
+                                break
+                        yield chunk
+                async for chunk in chunks:
                     if call.tail is not None:
                         try:
                             call.chunk(chunk)

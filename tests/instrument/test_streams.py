@@ -178,3 +178,24 @@ def test_async_lifecycles(aclient: openai.AsyncOpenAI, spans: Spans) -> None:
     assert completed == [True, False, False, False]
     assert spans.attrs()[0][sc.USAGE_SOURCE] == "stream"
     assert spans.attrs()[3][sc.ERROR_TYPE] == "RemoteProtocolError"
+
+
+def test_a_long_stream_past_the_kept_tail_is_summarized(client: openai.OpenAI, spans: Spans) -> None:
+    chunks = 1500  # several times the 64 KiB kept tail: it is trimmed more than once mid-stream
+    received = []
+    for event in client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options=USAGE,
+        extra_headers={"x-fake-chunks": str(chunks)},
+    ):
+        if event.choices and event.choices[0].delta.content:
+            received.append(event.choices[0].delta.content)
+    assert len(received) == chunks
+    span = spans.one()
+    assert span[sc.STREAM_COMPLETED] is True
+    assert span[sc.USAGE_SOURCE] == "stream"
+    assert span[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == chunks
+    assert span[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert span[sc.GEN_AI_RESPONSE_MODEL]
