@@ -29,6 +29,7 @@ from spendscope.collector.normalize import Normalized, Rejected, Row, normalize,
 from spendscope.collector.otlp import SpanData, decode_json, decompress
 from spendscope.collector.pricer import Pricer, PricingResult, price_unpriced
 from spendscope.collector.redact import redact_attributes
+from spendscope.collector.rollups import mark_dirty
 from spendscope.collector.schema import BATCH_SCHEMA, MAX_TEXT, ROW_FIELDS, ROW_INDEX, insert_sql
 from spendscope.collector.store import Store
 
@@ -61,10 +62,6 @@ _INSERT_CALLS = insert_sql(
     where="NOT EXISTS (SELECT 1 FROM calls c WHERE c.start_time >= make_timestamp_ns($lo)::TIMESTAMPTZ "
     "AND c.start_time <= make_timestamp_ns($hi)::TIMESTAMPTZ "
     "AND c.trace_id = b.trace_id AND c.span_id = b.span_id)"
-)
-_MARK_DAYS = (
-    "INSERT INTO rollup_state (day, dirty) SELECT day, true FROM (SELECT unnest($days::DATE[]) AS day) "
-    "ON CONFLICT (day) DO UPDATE SET dirty = true"
 )
 _NS_PER_DAY = 86_400 * 10**9
 _EPOCH_DAY = date(1970, 1, 1)
@@ -309,9 +306,7 @@ def epoch_dates(days: Iterable[int]) -> list[date]:
 
 def mark_days_dirty(con: duckdb.DuckDBPyConnection, days: Iterable[int]) -> None:
     """Flag UTC days (as days since the epoch) for the rollup job."""
-    dates = epoch_dates(days)
-    if dates:
-        con.execute(_MARK_DAYS, {"days": dates})
+    mark_dirty(con, epoch_dates(days))
 
 
 def _dedupe(rows: list[Row], seen: set[tuple[str, str]] | None = None) -> list[Row]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from spendscope.collector.context import CollectorContext
 from spendscope.collector.pricer import Pricer, pico_to_decimal
+from spendscope.collector.rollups import mark_dirty
 from spendscope.pricing import PriceTable, money_str
 
 __all__ = ["Scope", "price_from_bill", "record_price_version", "reprice", "reprice_day"]
@@ -53,24 +54,14 @@ def record_price_version(con: duckdb.DuckDBPyConnection, table: PriceTable, now:
     )
 
 
-# Flag a re-priced day for the rollups: the local table has a key to upsert on; the lake's has none
-# (and a marked_at column), so there the flag is replaced.
-_MARK_LOCAL = (
-    "INSERT INTO rollup_state (day, dirty) VALUES ($day, true) ON CONFLICT (day) DO UPDATE SET dirty = true",
-)
-_MARK_LAKE = (
-    "DELETE FROM rollup_state WHERE day = $day",
-    "INSERT INTO rollup_state VALUES ($day, true, NULL, now())",
-)
-
-
 def reprice_day(
     con: duckdb.DuckDBPyConnection,
     pricer: Pricer,
     day: Any,
     since: datetime,
-    mark: tuple[str, ...] = _MARK_LOCAL,
+    lake: bool = False,
 ) -> dict[str, Any]:
+    """Re-price one day's calls started since ``since``; ``lake``: ``con`` is the lake's."""
     rows = con.execute(_SELECT, {"day": day, "since": since}).fetchall()
     changed: list[tuple[Any, ...]] = []
     before = after = Decimal(0)
@@ -98,7 +89,7 @@ def reprice_day(
                     }
                 )
     if changed:
-        _write_changes(con, changed, [day], mark)
+        _write_changes(con, changed, [day], lake)
     return {
         "examined": len(rows),
         "changed": len(changed),
@@ -112,7 +103,7 @@ def _write_changes(
     con: duckdb.DuckDBPyConnection,
     changed: list[tuple[Any, ...]],
     days: list[Any],
-    mark: tuple[str, ...],
+    lake: bool,
     only_unpriced: bool = False,
 ) -> None:
     """Store new prices (``_UPDATE_SCHEMA`` rows) of calls on ``days`` and mark the days for the
@@ -131,9 +122,7 @@ def _write_changes(
             f"AND calls.trace_id = u.trace_id AND calls.span_id = u.span_id{guard}",
             {"days": days, "lo": min(days), "hi": max(days)},
         )
-        for day in days:
-            for sql in mark:
-                con.execute(sql, {"day": day})
+        mark_dirty(con, days, lake_table="rollup_state" if lake else None)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -179,9 +168,7 @@ def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, scope: Scope
             days.add(r[18])
             cost += 0 if pico is None else pico_to_decimal(pico)
     if changed:
-        _write_changes(
-            con, changed, sorted(days), _MARK_LAKE if scope == "lake" else _MARK_LOCAL, only_unpriced=True
-        )
+        _write_changes(con, changed, sorted(days), scope == "lake", only_unpriced=True)
     return {"calls_priced": len(changed), "cost_usd": cost}
 
 
@@ -191,9 +178,9 @@ def _reprice_day_task(
     pricer: Pricer,
     day: Any,
     since: datetime,
-    mark: tuple[str, ...] = _MARK_LOCAL,
+    lake: bool = False,
 ) -> dict[str, Any]:
-    return reprice_day(con, pricer, day, since, mark)
+    return reprice_day(con, pricer, day, since, lake)
 
 
 def _reprice_everywhere(ctx: CollectorContext, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
@@ -203,7 +190,7 @@ def _reprice_everywhere(ctx: CollectorContext, pricer: Pricer, day: Any, since: 
     if ctx.lake is None:
         return res
     shared: dict[str, Any] = ctx.lake.state.run_write(
-        partial(_reprice_day_task, pricer=pricer, day=day, since=since, mark=_MARK_LAKE)
+        partial(_reprice_day_task, pricer=pricer, day=day, since=since, lake=True)
     )
     return {
         **{k: res[k] + shared[k] for k in ("examined", "changed", "before", "after")},

@@ -28,6 +28,7 @@ __all__ = [
     "Measure",
     "Rollup",
     "apply_retention",
+    "mark_dirty",
     "percentile_buckets_sql",
     "roll_dirty_days",
 ]
@@ -154,6 +155,24 @@ _LATENCY_PCT_SQL = "INSERT INTO rollup_latency_pct_daily " + percentile_buckets_
     "(SELECT * FROM rollup_latency_daily WHERE day IN (SELECT day FROM dirty_days))", ("day", "model")
 )
 _DAY_TABLES = (*(r.table for r in ROLLUPS), "rollup_latency_daily", "rollup_latency_pct_daily")
+
+
+def mark_dirty(con: duckdb.DuckDBPyConnection, days: Sequence[date], lake_table: str | None = None) -> None:
+    """Flag ``days`` for the rollup job, in the caller's transaction. The local ``rollup_state`` has
+    a key to upsert on; the lake's (``lake_table``, as ``con`` names it) has none and keeps when a
+    day was marked, so there each day's flag is replaced."""
+    if not days:
+        return
+    params = {"days": list(days)}
+    if lake_table is None:
+        con.execute(
+            "INSERT INTO rollup_state (day, dirty) SELECT unnest($days::DATE[]), true "
+            "ON CONFLICT (day) DO UPDATE SET dirty = true",
+            params,
+        )
+        return
+    con.execute(f"DELETE FROM {lake_table} WHERE list_contains($days::DATE[], day)", params)
+    con.execute(f"INSERT INTO {lake_table} SELECT unnest($days::DATE[]), true, NULL, now()", params)
 
 
 def roll_dirty_days(

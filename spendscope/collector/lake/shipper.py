@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spendscope.collector.rollups import mark_dirty
 from spendscope.collector.schema import COLUMNS
 
 __all__ = [
@@ -172,15 +173,7 @@ def ship_chunk(
                     {"id": ship_id, "r": replica, "n": chunk.num_rows, "s": stored, "lo": lo, "hi": hi},
                 )
                 if stored:
-                    con.execute(
-                        f"DELETE FROM {lake}.main.rollup_state WHERE list_contains($days::DATE[], day)",
-                        {"days": days},
-                    )
-                    con.execute(
-                        f"INSERT INTO {lake}.main.rollup_state "
-                        "SELECT unnest($days::DATE[]), true, NULL, now()",
-                        {"days": days},
-                    )
+                    mark_dirty(con, days, lake_table=f"{lake}.main.rollup_state")
                 con.execute("COMMIT")
                 return ShipResult(chunk.num_rows, stored, attempt)
             except duckdb.TransactionException as exc:
