@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from spendscope.collector.context import CollectorContext
-from spendscope.collector.pricer import Pricer, pico_to_decimal
+from spendscope.collector.pricer import Pricer, PricingResult, pico_to_decimal
 from spendscope.collector.rollups import mark_dirty
 from spendscope.pricing import PriceTable, money_str
 
@@ -54,6 +54,11 @@ def record_price_version(con: duckdb.DuckDBPyConnection, table: PriceTable, now:
     )
 
 
+def _price(pricer: Pricer, r: tuple[Any, ...]) -> PricingResult:
+    """Price a row of ``_COLUMNS`` as it would be priced at ingest."""
+    return pricer.price(r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14])
+
+
 def reprice_day(
     con: duckdb.DuckDBPyConnection,
     pricer: Pricer,
@@ -67,9 +72,7 @@ def reprice_day(
     before = after = Decimal(0)
     samples: list[dict[str, Any]] = []
     for r in rows:
-        price_id, status, pico, origin = pricer.price(
-            r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14]
-        )
+        price_id, status, pico, origin = _price(pricer, r)
         old = r[16]
         new = None if pico is None else pico_to_decimal(pico)
         before += old or 0
@@ -160,9 +163,7 @@ def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, scope: Scope
     days: set[Any] = set()
     cost = Decimal(0)
     for r in rows:
-        price_id, status, pico, origin = pricer.price(
-            r[3], r[4], r[5], start_ns=r[2], is_error=r[6], tokens=r[7:14]
-        )
+        price_id, status, pico, origin = _price(pricer, r)
         if status != "unpriced":
             changed.append((r[0], r[1], price_id, status, pico, origin))
             days.add(r[18])
@@ -172,25 +173,14 @@ def price_from_bill(con: duckdb.DuckDBPyConnection, pricer: Pricer, scope: Scope
     return {"calls_priced": len(changed), "cost_usd": cost}
 
 
-def _reprice_day_task(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    pricer: Pricer,
-    day: Any,
-    since: datetime,
-    lake: bool = False,
-) -> dict[str, Any]:
-    return reprice_day(con, pricer, day, since, lake)
-
-
 def _reprice_everywhere(ctx: CollectorContext, pricer: Pricer, day: Any, since: datetime) -> dict[str, Any]:
     """One day: the local file's calls, and with a lake then the lake's (in that order, so a row
     shipped in between is re-priced on one side or the other, never missed)."""
-    res: dict[str, Any] = ctx.store.run_write(partial(_reprice_day_task, pricer=pricer, day=day, since=since))
+    res: dict[str, Any] = ctx.store.run_write(partial(reprice_day, pricer=pricer, day=day, since=since))
     if ctx.lake is None:
         return res
     shared: dict[str, Any] = ctx.lake.state.run_write(
-        partial(_reprice_day_task, pricer=pricer, day=day, since=since, lake=True)
+        partial(reprice_day, pricer=pricer, day=day, since=since, lake=True)
     )
     return {
         **{k: res[k] + shared[k] for k in ("examined", "changed", "before", "after")},
