@@ -15,10 +15,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -44,6 +45,7 @@ __all__ = [
     "ErrorKind",
     "Params",
     "add_api_option",
+    "ask",
     "client_from_env",
     "default_api",
 ]
@@ -302,3 +304,15 @@ def add_api_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api", default=default_api(), help=f"collector URL (default {API_ENV} or {DEFAULT_API})"
     )
+
+
+def ask(
+    api: str | None, command: str, request: Callable[[ApiClient], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """A CLI command's one request to the collector at ``api``: the answer, or ``None`` once the
+    error is printed as ``spendscope <command>: <message>`` (the command then exits 1)."""
+    try:
+        return request(client_from_env(api=api))
+    except ApiError as err:
+        print(f"spendscope {command}: {err}", file=sys.stderr)
+        return None

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from spendscope.client import ApiError, add_api_option, client_from_env
+from spendscope.client import add_api_option, ask
 from spendscope.isotime import parse_since
 
 __all__ = ["format_table", "register"]
@@ -67,10 +67,8 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _cmd_spend(args: argparse.Namespace) -> int:
-    try:
-        doc = client_from_env(api=args.api).spend(args.since, args.until, args.by)
-    except ApiError as err:
-        print(f"spendscope spend: {err}", file=sys.stderr)
+    doc = ask(args.api, "spend", lambda c: c.spend(args.since, args.until, args.by))
+    if doc is None:
         return 1
     if args.json:
         print(json.dumps(doc, indent=2))

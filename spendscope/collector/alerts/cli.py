@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 from typing import Any
 
-from spendscope.client import ApiClient, ApiError, add_api_option, client_from_env
+from spendscope.client import add_api_option, ask
 
 __all__ = ["register"]
 
 
-def _call(args: argparse.Namespace, request: Callable[[ApiClient], dict[str, Any]]) -> dict[str, Any] | None:
-    try:
-        return request(client_from_env(api=args.api))
-    except ApiError as err:
-        print(f"spendscope alerts: {err}", file=sys.stderr)
-        return None
-
-
 def _cmd_test(args: argparse.Namespace) -> int:
-    doc = _call(args, lambda c: c.test_alert(args.rule))
+    doc = ask(args.api, "alerts", lambda c: c.test_alert(args.rule))
     if doc is None:
         return 1
     print(f"test notification for {args.rule} queued to: {', '.join(doc.get('channels', []))}")
@@ -30,7 +20,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    doc = _call(args, lambda c: c.alerts(args.state))
+    doc = ask(args.api, "alerts", lambda c: c.alerts(args.state))
     if doc is None:
         return 1
     if args.json:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from spendscope.client import ApiError, add_api_option, client_from_env
+from spendscope.client import add_api_option, ask
 
 __all__ = ["format_status", "register"]
 
@@ -41,20 +40,16 @@ def format_status(doc: dict[str, Any]) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    try:
-        doc = client_from_env(api=args.api).lake_status()
-    except ApiError as err:
-        print(f"spendscope lake status: {err}", file=sys.stderr)
+    doc = ask(args.api, "lake status", lambda c: c.lake_status())
+    if doc is None:
         return 1
     print(json.dumps(doc, indent=2) if args.json else format_status(doc))
     return 0
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    try:
-        doc = client_from_env(api=args.api).lake_compact()
-    except ApiError as err:
-        print(f"spendscope lake compact: {err}", file=sys.stderr)
+    doc = ask(args.api, "lake compact", lambda c: c.lake_compact())
+    if doc is None:
         return 1
     if args.json:
         print(json.dumps(doc, indent=2))
